@@ -1,0 +1,13 @@
+// The `quiver` binary: one executable, sub-commands per job.
+#include <CLI/CLI.hpp>
+
+#include "cli/serve_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Quiver: a KServe-compatible model server"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", QUIVER_VERSION);
+  quiver::AddServeCommand(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}

@@ -1,0 +1,224 @@
+#include "cli/serve_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "common/logging.h"
+#include "common/system.h"
+#include "http/server.h"
+#include "repository/model_config.h"
+#include "repository/model_repository.h"
+#include "runtime/runtime_registry.h"
+#include "server/server_core.h"
+
+#ifndef QUIVER_VERSION
+#define QUIVER_VERSION "0.0.0"
+#endif
+
+namespace quiver {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ServeFlags {
+  std::string model_repository;
+  std::string model_name = "model";
+  std::string model_dir;
+  std::string host = "0.0.0.0";
+  int http_port = 8080;
+  int grpc_port = 8081;
+  int workers = 0;
+  std::string builtin_models = "echo,add_sub,sleep";
+  bool strict_readiness = true;
+  size_t max_body_bytes = 64u << 20;
+  size_t max_header_bytes = 16u << 10;
+  double read_timeout_s = 60;
+  double keep_alive_s = 65;
+  double drain_timeout_s = 30;
+  std::string runtime_dir;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// Declares every model the flags name; returns an error for flags that make no sense.
+Status DeclareModels(const ServeFlags& f, ModelRepository* repo) {
+  if (f.builtin_models != "none") {
+    for (const auto& name : SplitList(f.builtin_models)) {
+      if (name != "echo" && name != "add_sub" && name != "sleep") {
+        return InvalidArgument("--builtin-models: unknown built-in model '" + name +
+                               "' (expected echo, add_sub, sleep, or none)");
+      }
+      ModelConfig c;
+      c.name = name;
+      c.format = name;
+      repo->Declare(name, c);
+    }
+  }
+  if (!f.model_repository.empty()) {
+    std::error_code ec;
+    if (!fs::is_directory(f.model_repository, ec)) {
+      return InvalidArgument("--model-repository: " + f.model_repository +
+                             " is not a directory");
+    }
+    std::vector<fs::path> dirs;
+    for (const auto& entry : fs::directory_iterator(f.model_repository, ec)) {
+      if (entry.is_directory() && entry.path().filename().string()[0] != '.') {
+        dirs.push_back(entry.path());
+      }
+    }
+    std::sort(dirs.begin(), dirs.end());
+    for (const auto& d : dirs) {
+      std::string name = d.filename().string();
+      repo->Declare(name, ReadModelConfig(d, name));
+    }
+  }
+  if (!f.model_dir.empty()) {
+    repo->Declare(f.model_name, ReadModelConfig(f.model_dir, f.model_name));
+  }
+  return Status::Ok();
+}
+
+int RunServe(const ServeFlags& f) {
+  Status s = InitLogging(f.log_level, f.log_format);
+  if (!s.ok()) {
+    std::fprintf(stderr, "quiver serve: %s\n", s.message().c_str());
+    return 2;
+  }
+  // Signals are taken by one thread with sigwait; every other thread inherits this mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGQUIT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::vector<fs::path> plugin_dirs;
+  if (!f.runtime_dir.empty()) plugin_dirs.emplace_back(f.runtime_dir);
+  for (auto& d : RuntimeRegistry::DefaultPluginDirs()) plugin_dirs.push_back(d);
+  RuntimeRegistry registry(plugin_dirs);
+  ModelRepository repository(&registry);
+  s = DeclareModels(f, &repository);
+  if (!s.ok()) {
+    spdlog::error("{}", s.message());
+    return 2;
+  }
+  ServerCore core(&repository, ServerCoreOptions{.server_name = "quiver",
+                                                 .server_version = QUIVER_VERSION,
+                                                 .strict_readiness = f.strict_readiness});
+  http::ServerOptions options;
+  options.host = f.host;
+  options.port = static_cast<uint16_t>(f.http_port);
+  options.io_threads = f.workers;
+  options.max_body_bytes = f.max_body_bytes;
+  options.max_header_bytes = f.max_header_bytes;
+  options.read_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.read_timeout_s * 1e3));
+  options.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.keep_alive_s * 1e3));
+  options.drain_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(f.drain_timeout_s * 1e3));
+  auto server = http::HttpServer::Create(
+      options, [&core](http::Request&& r, http::Responder w) { core.Handle(std::move(r), std::move(w)); });
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+  http::HttpServer* http = server->get();
+  spdlog::info("quiver {} serving; HTTP server listening on {}:{} ({} I/O thread(s))",
+               QUIVER_VERSION, f.host, http->port(),
+               f.workers > 0 ? f.workers : AvailableCpus());
+  if (f.grpc_port != 8081) {
+    spdlog::warn("--grpc_port {}: this build has no gRPC frontend; serving HTTP only",
+                 f.grpc_port);
+  }
+
+  std::thread signal_thread([http, &signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received signal {}; draining in-flight requests", sig);
+    http->Shutdown();
+  });
+  std::thread loader([&repository] { repository.LoadAll(); });
+
+  http->Run();
+  loader.join();
+  // Run what is queued on model instances, then stop them, while the I/O contexts still exist.
+  repository.UnloadAll();
+  signal_thread.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve models over the Open Inference Protocol");
+  cmd->add_option("--model-repository,--model_repository", flags->model_repository,
+                  "Directory whose sub-folders are models, one per folder");
+  cmd->add_option("--model-name,--model_name", flags->model_name,
+                  "Name of the model in --model_dir (KServe's flag)")
+      ->capture_default_str();
+  cmd->add_option("--model-dir,--model_dir", flags->model_dir,
+                  "Directory holding one model (KServe's flag)");
+  cmd->add_option("--host", flags->host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--http-port,--http_port", flags->http_port, "HTTP port (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--grpc-port,--grpc_port", flags->grpc_port,
+                  "gRPC port (accepted for KServe compatibility)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--workers,--io-threads,--io_threads", flags->workers,
+                  "I/O threads (0: one per CPU this process may use)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--builtin-models,--builtin_models", flags->builtin_models,
+                  "Built-in test models to serve, comma-separated, or 'none'")
+      ->capture_default_str();
+  cmd->add_option("--strict-readiness,--strict_readiness", flags->strict_readiness,
+                  "Server ready only when every model is READY (false: when loading is done)")
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes,--max_body_bytes", flags->max_body_bytes,
+                  "Largest request body accepted (413 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--max-header-bytes,--max_header_bytes", flags->max_header_bytes,
+                  "Largest request header block accepted (431 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--read-timeout,--read_timeout", flags->read_timeout_s,
+                  "Seconds a request may take to arrive once started (408 beyond)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--timeout-keep-alive,--timeout_keep_alive", flags->keep_alive_s,
+                  "Seconds an idle keep-alive connection is kept open")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--drain-timeout,--drain_timeout", flags->drain_timeout_s,
+                  "Seconds in-flight requests get to finish after SIGTERM")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--runtime-dir,--runtime_dir", flags->runtime_dir,
+                  "Extra directory searched first for runtime plugins (quiver-<name>.so)");
+  cmd->add_option("--log-level,--log_level", flags->log_level,
+                  "trace|debug|info|warn|error|off")
+      ->capture_default_str();
+  cmd->add_option("--log-format,--log_format", flags->log_format, "text|json")
+      ->capture_default_str();
+  cmd->callback([flags] { throw CLI::RuntimeError(RunServe(*flags)); });
+}
+
+}  // namespace quiver

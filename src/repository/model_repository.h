@@ -1,0 +1,63 @@
+// ModelRepository: the models a server knows, their lifecycle state (LOADING, READY, FAILED,
+// UNLOADING, UNLOADED) and, when ready, their ServableModel. Readers take an immutable snapshot
+// (one atomic load, no lock); writers replace it under a mutex. A model that fails to load is
+// kept as FAILED with its reason; the others serve on. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "repository/servable_model.h"
+#include "runtime/runtime_registry.h"
+
+namespace quiver {
+
+enum class ModelState { kLoading, kReady, kFailed, kUnloading, kUnloaded };
+std::string_view ModelStateName(ModelState state);
+
+// What the repository knows of one model at one moment. Immutable once published.
+struct ModelEntry {
+  std::string name;
+  std::string version;
+  ModelState state = ModelState::kLoading;
+  std::string reason;  // why it FAILED
+  ModelConfig config;
+  std::shared_ptr<ServableModel> servable;  // set when READY
+  double load_seconds = 0;
+};
+
+class ModelRepository {
+ public:
+  explicit ModelRepository(RuntimeRegistry* registry);
+  ~ModelRepository();
+
+  // Declares a model to load (state LOADING). A config that could not be read is declared with
+  // its error instead and becomes FAILED at once. A later declaration of the same name wins.
+  void Declare(const std::string& name, StatusOr<ModelConfig> config);
+  // Loads every LOADING model, several at a time; returns when all are READY or FAILED.
+  void LoadAll();
+  // Loads (or reloads) one declared model now.
+  Status Load(const std::string& name);
+
+  std::shared_ptr<const ModelEntry> Find(std::string_view name) const;
+  std::vector<std::shared_ptr<const ModelEntry>> List() const;
+  // True when no model is LOADING; with `strict`, also every model is READY.
+  bool Ready(bool strict) const;
+
+  // Releases every model: queued requests run, then instance threads stop.
+  void UnloadAll();
+
+ private:
+  using Map = std::map<std::string, std::shared_ptr<const ModelEntry>, std::less<>>;
+  void Publish(std::shared_ptr<const ModelEntry> entry);
+
+  RuntimeRegistry* registry_;
+  std::mutex write_mu_;  // serialises writers; readers never take it
+  std::atomic<std::shared_ptr<const Map>> snapshot_;
+};
+
+}  // namespace quiver

@@ -1,0 +1,94 @@
+// Model and Runtime: the interface every framework plugin implements.
+// A Runtime turns a ModelConfig into a loaded Model; a Model executes requests. Execute is
+// called concurrently (from up to `instance_count` instance threads, or from I/O threads when
+// the model allows inline execution), so implementations must be thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "tensor/infer.h"
+
+namespace quiver {
+
+// Metadata of one input or output; -1 in the shape marks a variable dimension.
+struct TensorSpec {
+  std::string name;
+  DataType datatype = DataType::kFp32;
+  Shape shape;
+};
+
+struct ModelMetadata {
+  std::string platform;  // "" as KServe reports, or e.g. "xgboost"
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  // When true the server checks every request against `inputs` (names, datatypes, shapes)
+  // before the model sees it; models that accept anything (echo, xgboost's "any name") set
+  // false and check for themselves.
+  bool check_inputs = true;
+};
+
+// Everything a runtime needs to load one model. Built from the model folder's config.yaml,
+// file detection and command-line flags.
+struct ModelConfig {
+  std::string name;
+  std::string version = "1";
+  std::string format;          // KServe format name: xgboost, pytorch, onnx, sklearn, custom, ...
+  std::filesystem::path path;  // the model's folder (may be empty for built-ins)
+  std::filesystem::path model_file;  // the detected or configured model file, if any
+  std::vector<TensorSpec> inputs;    // declared in config.yaml; may be empty
+  std::vector<TensorSpec> outputs;
+  int instance_count = 1;
+  // Overrides the model's own choice of running short requests on I/O threads.
+  std::optional<bool> inline_execution;
+  // Runtime-specific settings from config.yaml `parameters:` (strings, as written).
+  std::map<std::string, std::string> parameters;
+
+  // Typed read of a parameter with a message naming `parameters.<key>` when it is malformed.
+  StatusOr<int64_t> IntParameter(const std::string& key, int64_t fallback) const;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelMetadata& metadata() const = 0;
+  // Runs one request and fills `response->outputs` (and, if it wants, parameters). The server
+  // has set model name, version and id. Errors: kInvalidArgument for bad inputs (400),
+  // kInternal for a failure of the model itself (500).
+  virtual Status Execute(const InferRequest& request, InferResponse* response) = 0;
+  // True when this request is short and never blocks, so it may run on the I/O thread that
+  // decoded it (saving a thread hand-off). Models that sleep, lock or run long return false.
+  virtual bool CanRunInline(const InferRequest& request) const {
+    (void)request;
+    return false;
+  }
+};
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  virtual std::string_view name() const = 0;
+  virtual StatusOr<std::unique_ptr<Model>> Load(const ModelConfig& config) = 0;
+};
+
+// A plugin shared library exports this C symbol; it returns a new Runtime (owned by the caller)
+// or null when `abi_version` differs from the one it was built for.
+inline constexpr int kRuntimeAbiVersion = 1;
+inline constexpr const char* kRuntimeFactorySymbol = "QuiverCreateRuntime";
+using RuntimeFactoryFn = Runtime* (*)(int abi_version);
+
+}  // namespace quiver
+
+// Defines the factory symbol of a runtime plugin: QUIVER_RUNTIME_PLUGIN(XgboostRuntime).
+#define QUIVER_RUNTIME_PLUGIN(RuntimeClass)                                  \
+  extern "C" __attribute__((visibility("default"))) ::quiver::Runtime*      \
+  QuiverCreateRuntime(int abi_version) {                                     \
+    if (abi_version != ::quiver::kRuntimeAbiVersion) return nullptr;         \
+    return new RuntimeClass();                                               \
+  }

@@ -1,0 +1,44 @@
+// InferRequest and InferResponse: the protocol-neutral form of one inference call, shared by
+// every frontend (REST v2, V1, gRPC) and every runtime. Values; a request's tensors may borrow
+// the bytes of the body they were decoded from (`body` keeps it alive).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace quiver {
+
+struct RequestedOutput {
+  std::string name;
+  Parameters parameters;
+};
+
+struct InferRequest {
+  std::string model_name;
+  std::string model_version;  // empty: the model's only/default version
+  std::string id;             // empty when the client sent none
+  Parameters parameters;
+  std::vector<Tensor> inputs;
+  // Empty: return every output.
+  std::vector<RequestedOutput> outputs;
+
+  const Tensor* FindInput(std::string_view name) const {
+    for (const auto& t : inputs) {
+      if (t.name == name) return &t;
+    }
+    return nullptr;
+  }
+};
+
+struct InferResponse {
+  std::string model_name;
+  std::string model_version;
+  std::string id;
+  Parameters parameters;
+  std::vector<Tensor> outputs;
+};
+
+}  // namespace quiver

@@ -156,6 +156,7 @@ int RunServe(const ServeFlags& f) {
 
   http->Run();
   loader.join();
+  core.Stop();
   // Run what is queued on model instances, then stop them, while the I/O contexts still exist.
   repository.UnloadAll();
   signal_thread.join();

@@ -176,6 +176,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Request request{parser_->release()};
     parser_.reset();
     keep_alive_ = request.message.keep_alive();
+    head_ = request.message.method() == bhttp::verb::head;
     server_->handler(std::move(request), Responder(shared_from_this()));
   }
 
@@ -209,6 +210,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void WriteError(int status, const std::string& message) {
     server_->in_flight.fetch_add(1, std::memory_order_relaxed);
     keep_alive_ = false;
+    head_ = false;
     Send(Response{.status = status, .body = ErrorBody(message)});
   }
 
@@ -226,6 +228,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool close = !keep_alive_ || server_->draining.load(std::memory_order_relaxed);
     res_.keep_alive(!close);
     res_.prepare_payload();
+    if (head_) res_.body().clear();  // Content-Length stays that of the GET answer
     state_ = State::kWriting;
     deadline_ = Clock::now() + server_->options.read_timeout;
     bhttp::async_write(socket_, res_,
@@ -254,6 +257,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool first_byte_seen_ = false;
   bool timed_out_ = false;
   bool keep_alive_ = true;
+  bool head_ = false;
 };
 
 Responder::~Responder() {

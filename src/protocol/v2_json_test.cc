@@ -134,7 +134,9 @@ TEST(V2JsonTest, EncodesResponse) {
   flag.data = TensorData::CopyOf(fv, 2);
   resp.outputs.push_back(flag);
   std::string out;
-  ASSERT_TRUE(EncodeV2Response(resp, &out).ok());
+  size_t json_size = 0;
+  ASSERT_TRUE(EncodeV2Response(InferRequest{}, resp, &out, &json_size).ok());
+  EXPECT_EQ(json_size, out.size());
   EXPECT_EQ(out,
             R"({"model_name":"m","model_version":"1","id":"abc","parameters":{"f":2.0},)"
             R"("outputs":[{"name":"o","datatype":"FP32","shape":[3],"data":[0.1,-2,1e+30]},)"
@@ -148,14 +150,94 @@ TEST(V2JsonTest, RefusesOutputsJsonCannotCarry) {
   t.data = TensorData::Allocate(2);
   resp.outputs.push_back(t);
   std::string out;
-  EXPECT_EQ(EncodeV2Response(resp, &out).code(), StatusCode::kInvalidArgument);
+  size_t json_size = 0;
+  EXPECT_EQ(EncodeV2Response(InferRequest{}, resp, &out, &json_size).code(),
+            StatusCode::kInvalidArgument);
   resp.outputs[0] = Tensor{.name = "s", .datatype = DataType::kBytes, .shape = {1}};
   BytesTensorBuilder bb;
   bb.Append("\xff\xfe");
   resp.outputs[0].data = bb.Finish();
   out.clear();
-  Status s = EncodeV2Response(resp, &out);
+  Status s = EncodeV2Response(InferRequest{}, resp, &out, &json_size);
   EXPECT_NE(s.message().find("not UTF-8"), std::string::npos);
+}
+
+// The binary extension: JSON header, then raw little-endian tensor bytes.
+std::shared_ptr<const std::string> BinaryBody(const std::string& json, const std::string& bin) {
+  return std::make_shared<const std::string>(json + bin);
+}
+
+TEST(V2BinaryTest, InputsBorrowTheBodyBytes) {
+  std::string json =
+      R"({"inputs":[{"name":"a","shape":[2],"datatype":"FP16","parameters":{"binary_data_size":4}},)"
+      R"({"name":"b","shape":[1],"datatype":"INT32","data":[7]},)"
+      R"({"name":"s","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":11}}]})";
+  std::string bin("\x00\x3c\x00\x40", 4);                  // FP16 1.0, 2.0
+  bin += std::string("\x02\0\0\0hi\x01\0\0\0\xff", 11);  // BYTES "hi", "\xff"
+  auto body = BinaryBody(json, bin);
+  InferRequest r;
+  Status s = DecodeV2Request(body, json.size(), &r);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(r.inputs.size(), 3u);
+  EXPECT_EQ(r.inputs[0].datatype, DataType::kFp16);
+  EXPECT_EQ(r.inputs[0].data.data(), reinterpret_cast<const std::byte*>(body->data()) + json.size());
+  EXPECT_EQ(r.inputs[0].parameters.Find("binary_data_size"), nullptr);
+  EXPECT_EQ(r.inputs[1].values<int32_t>()[0], 7);
+  std::vector<std::string> got;
+  ForEachBytesElement(r.inputs[2].data, [&](std::string_view e) { got.emplace_back(e); });
+  EXPECT_EQ(got, (std::vector<std::string>{"hi", "\xff"}));
+}
+
+TEST(V2BinaryTest, SizeMismatchesAre400) {
+  std::string json =
+      R"({"inputs":[{"name":"a","shape":[2],"datatype":"INT32","parameters":{"binary_data_size":8}}]})";
+  InferRequest r;
+  Status s = DecodeV2Request(BinaryBody(json, std::string(4, 'x')), json.size(), &r);
+  EXPECT_EQ(s.message(), "inputs[0]: binary_data_size is 8 but only 4 bytes of the binary section remain");
+  r = InferRequest{};
+  s = DecodeV2Request(BinaryBody(json, std::string(10, 'x')), json.size(), &r);
+  EXPECT_EQ(s.message(), "the binary section has 2 bytes beyond what the inputs' binary_data_size declare");
+  std::string wrong =
+      R"({"inputs":[{"name":"a","shape":[3],"datatype":"INT32","parameters":{"binary_data_size":8}}]})";
+  r = InferRequest{};
+  s = DecodeV2Request(BinaryBody(wrong, std::string(8, 'x')), wrong.size(), &r);
+  EXPECT_EQ(s.message(), "inputs[0]: tensor 'a': shape [3] of INT32 needs 12 bytes, got 8");
+  r = InferRequest{};
+  s = DecodeV2Request(BinaryBody(json, std::string(8, 'x')), json.size() + 100, &r);
+  EXPECT_NE(s.message().find("Inference-Header-Content-Length is"), std::string::npos);
+  r = InferRequest{};
+  s = DecodeV2Request(BinaryBody(json, std::string(8, '\0')), std::nullopt, &r);
+  EXPECT_NE(s.message().find("need an Inference-Header-Content-Length"), std::string::npos);
+  std::string none = R"({"inputs":[{"name":"a","shape":[2],"datatype":"INT32"}]})";
+  r = InferRequest{};
+  EXPECT_EQ(DecodeV2Request(none, &r).message(),
+            "inputs[0].data: required (or parameters.binary_data_size for data in the binary "
+            "section)");
+}
+
+TEST(V2BinaryTest, OutputsInBinaryWhenAskedWithPerOutputOverride) {
+  InferResponse resp;
+  resp.model_name = "m";
+  Tensor a{.name = "a", .datatype = DataType::kInt32, .shape = {2}};
+  int32_t av[] = {1, -1};
+  a.data = TensorData::CopyOf(av, 8);
+  Tensor h{.name = "h", .datatype = DataType::kFp16, .shape = {1}};
+  uint16_t hv = 0x3c00;
+  h.data = TensorData::CopyOf(&hv, 2);
+  resp.outputs = {a, h};
+  InferRequest req;
+  req.parameters.Set("binary_data_output", true);
+  req.outputs = {{"a", {}}, {"h", {}}};
+  req.outputs[0].parameters.Set("binary_data", false);
+  std::string body;
+  size_t json_size = 0;
+  ASSERT_TRUE(EncodeV2Response(req, resp, &body, &json_size).ok());
+  std::string header = body.substr(0, json_size);
+  EXPECT_NE(header.find(R"("name":"a","datatype":"INT32","shape":[2],"data":[1,-1])"),
+            std::string::npos) << header;
+  EXPECT_NE(header.find(R"("name":"h","datatype":"FP16","shape":[1],"parameters":{"binary_data_size":2}})"),
+            std::string::npos) << header;
+  EXPECT_EQ(body.substr(json_size), std::string("\x00\x3c", 2));
 }
 
 TEST(JsonWriterTest, EscapesAndErrors) {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/system.h"
+#include "repository/model_config.h"
 
 namespace quiver {
 
@@ -31,49 +32,96 @@ void ModelRepository::Publish(std::shared_ptr<const ModelEntry> entry) {
   snapshot_.store(std::move(next));
 }
 
-void ModelRepository::Declare(const std::string& name, StatusOr<ModelConfig> config) {
+std::mutex& ModelRepository::NameLock(const std::string& name) {
+  std::lock_guard<std::mutex> lock(names_mu_);
+  auto& m = name_locks_[name];
+  if (!m) m = std::make_unique<std::mutex>();
+  return *m;
+}
+
+void ModelRepository::Declare(const std::string& name, StatusOr<ModelConfig> config,
+                              const std::filesystem::path& dir, bool load) {
   auto entry = std::make_shared<ModelEntry>();
   entry->name = name;
+  entry->dir = dir;
   if (config.ok()) {
     entry->config = std::move(config).value();
     entry->version = entry->config.version;
-    entry->state = ModelState::kLoading;
+    entry->state = load ? ModelState::kLoading : ModelState::kUnloaded;
   } else {
     entry->version = "1";
-    entry->state = ModelState::kFailed;
+    entry->state = load ? ModelState::kFailed : ModelState::kUnloaded;
     entry->reason = config.status().message();
-    spdlog::error("model '{}' FAILED: {}", name, entry->reason);
+    if (load) spdlog::error("model '{}' FAILED: {}", name, entry->reason);
   }
   std::lock_guard<std::mutex> lock(write_mu_);
   Publish(std::move(entry));
 }
 
-Status ModelRepository::Load(const std::string& name) {
-  std::shared_ptr<const ModelEntry> current = Find(name);
-  if (current == nullptr) return NotFound("Model with name " + name + " does not exist.");
-  if (current->state == ModelState::kFailed && current->servable == nullptr &&
-      current->config.name.empty()) {
-    return Unavailable("model '" + name + "' failed to load: " + current->reason);
+void ModelRepository::Rescan() {
+  if (root_.empty()) return;
+  std::error_code ec;
+  std::vector<std::filesystem::path> dirs;
+  for (const auto& e : std::filesystem::directory_iterator(root_, ec)) {
+    if (e.is_directory() && e.path().filename().string()[0] != '.') dirs.push_back(e.path());
   }
-  ModelConfig config = current->config;
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& d : dirs) {
+    std::string name = d.filename().string();
+    if (Find(name) == nullptr) Declare(name, ReadModelConfig(d, name), d, /*load=*/false);
+  }
+}
+
+Status ModelRepository::Load(const std::string& name,
+                             const std::optional<std::string>& override_yaml) {
+  std::lock_guard<std::mutex> name_lock(NameLock(name));
+  std::shared_ptr<const ModelEntry> current = Find(name);
+  if (current == nullptr) {
+    Rescan();
+    current = Find(name);
+  }
+  if (current == nullptr) return NotFound("Model with name " + name + " does not exist.");
   auto start = std::chrono::steady_clock::now();
-  Status status;
+  // Folder models are re-read, so a fixed model file or config.yaml takes effect on reload.
+  StatusOr<ModelConfig> read = current->config;
+  if (override_yaml) {
+    read = ParseModelConfigYaml(*override_yaml, current->dir, name);
+    if (read.ok() && !current->dir.empty() && read->model_file.empty()) {
+      ModelConfig c = *read;
+      Status d = c.format == "echo" || c.format == "add_sub" || c.format == "sleep"
+                     ? Status::Ok()
+                     : DetectModelFile(current->dir, &c);
+      read = d.ok() ? StatusOr<ModelConfig>(c) : StatusOr<ModelConfig>(d);
+    }
+    if (read.ok() && current->dir.empty() && read->format.empty()) {
+      ModelConfig c = *read;
+      c.format = current->config.format;
+      read = c;
+    }
+  } else if (!current->dir.empty()) {
+    read = ReadModelConfig(current->dir, name);
+  }
+  Status status = read.status();
   std::shared_ptr<ServableModel> servable;
-  auto runtime = registry_->Get(config.format);
-  if (!runtime.ok()) {
-    status = runtime.status();
-  } else {
-    auto model = (*runtime)->Load(config);
-    if (model.ok()) {
-      servable = std::make_shared<ServableModel>(config, std::move(model).value());
+  ModelConfig config = read.ok() ? *read : current->config;
+  if (status.ok()) {
+    auto runtime = registry_->Get(config.format);
+    if (!runtime.ok()) {
+      status = runtime.status();
     } else {
-      status = model.status();
+      auto model = (*runtime)->Load(config);
+      if (model.ok()) {
+        servable = std::make_shared<ServableModel>(config, std::move(model).value());
+      } else {
+        status = model.status();
+      }
     }
   }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto entry = std::make_shared<ModelEntry>();
   entry->name = name;
+  entry->dir = current->dir;
   entry->version = config.version;
   entry->config = config;
   entry->load_seconds = seconds;
@@ -91,7 +139,40 @@ Status ModelRepository::Load(const std::string& name) {
     std::lock_guard<std::mutex> lock(write_mu_);
     Publish(std::move(entry));
   }
-  if (!status.ok()) return Unavailable("model '" + name + "' failed to load: " + status.message());
+  // The previous version (if any) is released here, after its replacement serves; its queued
+  // requests run first.
+  if (!status.ok()) return Unavailable("failed to load '" + name + "': " + status.message());
+  return Status::Ok();
+}
+
+Status ModelRepository::Unload(const std::string& name) {
+  std::lock_guard<std::mutex> name_lock(NameLock(name));
+  std::shared_ptr<const ModelEntry> current = Find(name);
+  if (current == nullptr) return NotFound("Model with name " + name + " does not exist.");
+  std::shared_ptr<ServableModel> servable = current->servable;
+  auto unloading = std::make_shared<ModelEntry>(*current);
+  unloading->servable = nullptr;
+  unloading->state = ModelState::kUnloading;
+  unloading->reason.clear();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    Publish(unloading);
+  }
+  current.reset();
+  // Requests that found the model before the switch hold it briefly; wait for them, then the
+  // destructor runs whatever is queued and stops the instances, here rather than on an I/O
+  // thread.
+  if (servable) {
+    while (servable.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    servable.reset();
+  }
+  auto unloaded = std::make_shared<ModelEntry>(*unloading);
+  unloaded->state = ModelState::kUnloaded;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    Publish(std::move(unloaded));
+  }
+  spdlog::info("model '{}' UNLOADED", name);
   return Status::Ok();
 }
 
@@ -131,7 +212,10 @@ std::vector<std::shared_ptr<const ModelEntry>> ModelRepository::List() const {
 bool ModelRepository::Ready(bool strict) const {
   for (const auto& e : List()) {
     if (e->state == ModelState::kLoading) return false;
-    if (strict && e->state != ModelState::kReady) return false;
+    // Models unloaded on purpose do not make the server unready.
+    if (strict && e->state != ModelState::kReady && e->state != ModelState::kUnloaded) {
+      return false;
+    }
   }
   return true;
 }

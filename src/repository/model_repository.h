@@ -5,6 +5,8 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
+#include <optional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +24,7 @@ std::string_view ModelStateName(ModelState state);
 // What the repository knows of one model at one moment. Immutable once published.
 struct ModelEntry {
   std::string name;
+  std::filesystem::path dir;  // the model's folder; empty for built-ins
   std::string version;
   ModelState state = ModelState::kLoading;
   std::string reason;  // why it FAILED
@@ -35,13 +38,25 @@ class ModelRepository {
   explicit ModelRepository(RuntimeRegistry* registry);
   ~ModelRepository();
 
-  // Declares a model to load (state LOADING). A config that could not be read is declared with
-  // its error instead and becomes FAILED at once. A later declaration of the same name wins.
-  void Declare(const std::string& name, StatusOr<ModelConfig> config);
+  // Declares a model (state LOADING, or UNLOADED when `load` is false). `dir` is its folder,
+  // re-read on every load; empty for built-ins. A config that could not be read is declared
+  // with its error and becomes FAILED at once. A later declaration of the same name wins.
+  void Declare(const std::string& name, StatusOr<ModelConfig> config,
+               const std::filesystem::path& dir = {}, bool load = true);
+  // The model repository folder (each sub-folder a model). Rescan declares new folders, not
+  // loaded, so the repository index lists them.
+  void SetRoot(const std::filesystem::path& root) { root_ = root; }
+  void Rescan();
   // Loads every LOADING model, several at a time; returns when all are READY or FAILED.
   void LoadAll();
-  // Loads (or reloads) one declared model now.
-  Status Load(const std::string& name);
+  // Loads (or reloads) one model now, re-reading its folder's config unless `override_yaml`
+  // (config.yaml text) is given. NotFound for a model neither declared nor in the repository
+  // folder; Unavailable with the reason when loading fails. Serving continues on the previous
+  // version while a reload runs.
+  Status Load(const std::string& name, const std::optional<std::string>& override_yaml = {});
+  // Unloads a model: new requests get 503 at once, requests already running or queued finish,
+  // then it is released. NotFound for an unknown model.
+  Status Unload(const std::string& name);
 
   std::shared_ptr<const ModelEntry> Find(std::string_view name) const;
   std::vector<std::shared_ptr<const ModelEntry>> List() const;
@@ -55,7 +70,12 @@ class ModelRepository {
   using Map = std::map<std::string, std::shared_ptr<const ModelEntry>, std::less<>>;
   void Publish(std::shared_ptr<const ModelEntry> entry);
 
+  std::mutex& NameLock(const std::string& name);
+
   RuntimeRegistry* registry_;
+  std::filesystem::path root_;
+  std::mutex names_mu_;
+  std::map<std::string, std::unique_ptr<std::mutex>> name_locks_;  // guarded by names_mu_
   std::mutex write_mu_;  // serialises writers; readers never take it
   std::atomic<std::shared_ptr<const Map>> snapshot_;
 };

@@ -23,9 +23,19 @@ ServableModel::~ServableModel() {
   for (auto& t : instances_) t.join();
 }
 
-void ServableModel::Submit(std::unique_ptr<InferJob> job) {
-  if (inline_allowed_ && model_->CanRunInline(job->request)) {
-    Execute(std::move(job));
+void InferJob::Run(Model& model, const ModelConfig& config) {
+  InferResponse response;
+  response.model_name = config.name;
+  response.model_version = config.version;
+  response.id = request.id;
+  Status status = model.Execute(request, &response);
+  if (status.ok()) status = SelectOutputs(request, &response);
+  Complete(std::move(status), std::move(response));
+}
+
+void ServableModel::Submit(std::unique_ptr<ModelJob> job) {
+  if (inline_allowed_ && job->CanRunInline(*model_)) {
+    job->Run(*model_, config_);
     return;
   }
   {
@@ -35,19 +45,9 @@ void ServableModel::Submit(std::unique_ptr<InferJob> job) {
   cv_.notify_one();
 }
 
-void ServableModel::Execute(std::unique_ptr<InferJob> job) {
-  InferResponse response;
-  response.model_name = config_.name;
-  response.model_version = config_.version;
-  response.id = job->request.id;
-  Status status = model_->Execute(job->request, &response);
-  if (status.ok()) status = SelectOutputs(job->request, &response);
-  job->Complete(std::move(status), std::move(response));
-}
-
 void ServableModel::InstanceLoop() {
   for (;;) {
-    std::unique_ptr<InferJob> job;
+    std::unique_ptr<ModelJob> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -55,7 +55,7 @@ void ServableModel::InstanceLoop() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    Execute(std::move(job));
+    job->Run(*model_, config_);
   }
 }
 

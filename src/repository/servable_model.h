@@ -15,12 +15,25 @@
 
 namespace quiver {
 
-// One request on its way through a scheduler. The scheduler owns the job from Submit on, calls
-// Complete exactly once (on any thread) and then destroys it.
-class InferJob {
+// Work for one model: a scheduler owns it from Submit on, calls Run exactly once (inline or on
+// an instance thread) and then destroys it. Run executes on the model and answers the caller.
+class ModelJob {
  public:
-  virtual ~InferJob() = default;
+  virtual ~ModelJob() = default;
+  // Whether the job may run on the submitting (I/O) thread.
+  virtual bool CanRunInline(const Model& model) const = 0;
+  virtual void Run(Model& model, const ModelConfig& config) = 0;
+};
+
+// A tensor inference: Run executes the request, keeps the requested outputs and calls Complete
+// exactly once.
+class InferJob : public ModelJob {
+ public:
   virtual void Complete(Status status, InferResponse response) = 0;
+
+  bool CanRunInline(const Model& model) const override { return model.CanRunInline(request); }
+  void Run(Model& model, const ModelConfig& config) override;
+
   InferRequest request;
 };
 
@@ -34,10 +47,11 @@ class ServableModel {
   const ModelMetadata& metadata() const { return metadata_; }
 
   // Runs the job inline or queues it for an instance; never blocks on the model when queued.
-  void Submit(std::unique_ptr<InferJob> job);
+  void Submit(std::unique_ptr<ModelJob> job);
+  // The model itself, for answers that need no scheduling (V1 capabilities).
+  const Model& model() const { return *model_; }
 
  private:
-  void Execute(std::unique_ptr<InferJob> job);
   void InstanceLoop();
 
   const ModelConfig config_;
@@ -47,7 +61,7 @@ class ServableModel {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<InferJob>> queue_;  // guarded by mu_
+  std::deque<std::unique_ptr<ModelJob>> queue_;  // guarded by mu_
   bool stopping_ = false;                        // guarded by mu_
   std::vector<std::thread> instances_;
 };

@@ -1,5 +1,7 @@
 #include "runtime/builtin_models.h"
 
+#include <simdjson.h>
+
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -14,6 +16,24 @@ class EchoModel : public Model {
   EchoModel() { metadata_.check_inputs = false; }
   const ModelMetadata& metadata() const override { return metadata_; }
   bool CanRunInline(const InferRequest&) const override { return true; }
+  bool TakesV1Json() const override { return true; }
+
+  // {"instances": X} or {"inputs": X} -> {"predictions": X}, X unchanged.
+  Status PredictV1(std::string_view body, std::string* response) override {
+    thread_local simdjson::dom::parser parser;
+    simdjson::dom::element root, payload;
+    if (parser.parse(body.data(), body.size(), true).get(root) != simdjson::SUCCESS ||
+        root.type() != simdjson::dom::element_type::OBJECT) {
+      return InvalidArgument("request body: expected a JSON object");
+    }
+    simdjson::dom::object obj(root);
+    if (obj["instances"].get(payload) != simdjson::SUCCESS &&
+        obj["inputs"].get(payload) != simdjson::SUCCESS) {
+      return InvalidArgument("Expected \"instances\" or \"inputs\" in the request body");
+    }
+    *response = "{\"predictions\":" + simdjson::minify(payload) + "}";
+    return Status::Ok();
+  }
 
   Status Execute(const InferRequest& request, InferResponse* response) override {
     response->parameters = request.parameters;

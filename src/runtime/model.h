@@ -17,13 +17,6 @@
 
 namespace quiver {
 
-// Metadata of one input or output; -1 in the shape marks a variable dimension.
-struct TensorSpec {
-  std::string name;
-  DataType datatype = DataType::kFp32;
-  Shape shape;
-};
-
 struct ModelMetadata {
   std::string platform;  // "" as KServe reports, or e.g. "xgboost"
   std::vector<TensorSpec> inputs;
@@ -67,6 +60,17 @@ class Model {
   virtual bool CanRunInline(const InferRequest& request) const {
     (void)request;
     return false;
+  }
+
+  // The V1 protocol (`:predict`). Most models take tensors: the server turns `instances` into
+  // the batch input and the outputs into `predictions`. A model that wants the V1 JSON body
+  // itself (echo; KServe-style Python models that receive dicts) returns true and implements
+  // PredictV1, which writes the whole response body (e.g. {"predictions": [...]}).
+  virtual bool TakesV1Json() const { return false; }
+  virtual Status PredictV1(std::string_view body, std::string* response) {
+    (void)body;
+    (void)response;
+    return Unimplemented("this model does not take V1 JSON");
   }
 };
 

@@ -1,12 +1,17 @@
 // ServerCore: the composition root of `quiver serve`'s data plane. It routes HTTP requests
-// (Open Inference Protocol v2 REST and KServe's extras) to the model repository and schedules
-// inference. Thread-safe: Handle runs concurrently on every I/O thread.
+// (Open Inference Protocol v2 REST with the binary tensor extension and the model repository
+// extension, KServe's V1 protocol with CloudEvents, KServe's extras) to the model repository and
+// schedules inference. Thread-safe: Handle runs concurrently on every I/O thread; model loads
+// and unloads run on one control thread.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "http/server.h"
 #include "repository/model_repository.h"
+#include "server/control_queue.h"
 
 namespace quiver {
 
@@ -14,7 +19,7 @@ struct ServerCoreOptions {
   std::string server_name = "quiver";
   std::string server_version;
   // Server-ready requires every model READY (Triton's --strict-readiness); otherwise only that
-  // loading has finished.
+  // loading has finished. Models unloaded on purpose never count against readiness.
   bool strict_readiness = true;
 };
 
@@ -22,17 +27,28 @@ class ServerCore {
  public:
   ServerCore(ModelRepository* repository, ServerCoreOptions options);
 
-  // The HTTP handler: answers at once, or from a model instance thread when it completes.
+  // The HTTP handler: answers at once, or later from a model instance or the control thread.
   void Handle(http::Request&& request, http::Responder responder);
+  // Finishes queued control work (loads, unloads) and stops the control thread. Call after the
+  // HTTP server has stopped and before it is destroyed.
+  void Stop() { control_.reset(); }
 
  private:
-  void HandleModel(std::string_view method, std::string_view name, std::string_view version,
-                   std::string_view action, http::Request& request, http::Responder& responder);
-  void Infer(std::shared_ptr<const ModelEntry> entry, http::Request& request,
-             http::Responder& responder);
+  void HandleV2Model(std::string_view method, std::string_view name, std::string_view version,
+                     std::string_view action, http::Request& request,
+                     http::Responder& responder);
+  void HandleRepository(std::string_view method, const std::vector<std::string_view>& seg,
+                        http::Request& request, http::Responder& responder);
+  void HandleV1(std::string_view method, const std::vector<std::string_view>& seg,
+                http::Request& request, http::Responder& responder);
+  void InferV2(std::shared_ptr<const ModelEntry> entry, http::Request& request,
+               http::Responder& responder);
+  void PredictV1(std::shared_ptr<const ModelEntry> entry, http::Request& request,
+                 http::Responder& responder);
 
   ModelRepository* repository_;
   ServerCoreOptions options_;
+  std::unique_ptr<ControlQueue> control_;
 };
 
 }  // namespace quiver

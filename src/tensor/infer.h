@@ -11,6 +11,13 @@
 
 namespace quiver {
 
+// Metadata of one input or output; -1 in the shape marks a variable dimension.
+struct TensorSpec {
+  std::string name;
+  DataType datatype = DataType::kFp32;
+  Shape shape;
+};
+
 struct RequestedOutput {
   std::string name;
   Parameters parameters;

@@ -28,8 +28,8 @@ int64_t ElementCount(const Shape& shape);
 std::string ShapeToString(const Shape& shape);
 
 // A protocol parameter: string, number or bool. Integers and floats are kept apart so they
-// round-trip exactly.
-using ParameterValue = std::variant<bool, int64_t, double, std::string>;
+// round-trip exactly; uint64_t holds only values above INT64_MAX.
+using ParameterValue = std::variant<bool, int64_t, uint64_t, double, std::string>;
 
 // Ordered list of named parameters (order is kept so responses echo requests faithfully).
 class Parameters {

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what Quiver needs on Debian 12 (as root), skipping packages already present, then
+# configures and builds. Usage: scripts/setup.sh [--test] [--bench] [--no-build]
+#   --test   also the packages the test suite uses (pytest, requests, xgboost for Python)
+#   --bench  also the load generator and the nginx baseline used by bench/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev libyaml-cpp-dev
+  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libxgboost-dev)
+test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost curl procps)
+bench_packages=(wrk nginx-light util-linux)
+
+want=("${build_packages[@]}")
+build=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) want+=("${test_packages[@]}") ;;
+    --bench) want+=("${bench_packages[@]}") ;;
+    --no-build) build=0 ;;
+    *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: these packages are missing and installing them needs root: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$build" = 1 ]; then
+  cmake --preset default >/dev/null
+  cmake --build --preset default
+fi

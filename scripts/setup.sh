@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev libyaml-cpp-dev
-  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libxgboost-dev)
-test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost curl procps)
+  libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libxgboost-dev libgrpc++-dev libprotobuf-dev
+  protobuf-compiler protobuf-compiler-grpc)
+test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
+  python3-protobuf curl procps)
 bench_packages=(wrk nginx-light util-linux)
 
 want=("${build_packages[@]}")

@@ -15,6 +15,7 @@
 #include "repository/model_config.h"
 #include "repository/model_repository.h"
 #include "runtime/runtime_registry.h"
+#include "server/grpc_frontend.h"
 #include "server/server_core.h"
 
 #ifndef QUIVER_VERSION
@@ -34,6 +35,9 @@ struct ServeFlags {
   int http_port = 8080;
   int grpc_port = 8081;
   int workers = 0;
+  bool enable_grpc = true;
+  int grpc_max_send = 8 << 20;
+  int grpc_max_receive = 8 << 20;
   std::string builtin_models = "echo,add_sub,sleep";
   bool strict_readiness = true;
   size_t max_body_bytes = 64u << 20;
@@ -42,6 +46,8 @@ struct ServeFlags {
   double keep_alive_s = 65;
   double drain_timeout_s = 30;
   std::string runtime_dir;
+  std::string model_control_mode = "none";
+  std::vector<std::string> load_models;
   std::string log_level = "info";
   std::string log_format = "text";
 };
@@ -58,6 +64,19 @@ std::vector<std::string> SplitList(const std::string& s) {
 
 // Declares every model the flags name; returns an error for flags that make no sense.
 Status DeclareModels(const ServeFlags& f, ModelRepository* repo) {
+  bool explicit_mode = f.model_control_mode == "explicit";
+  if (!explicit_mode && !f.load_models.empty()) {
+    return InvalidArgument("--load-model needs --model-control-mode explicit");
+  }
+  // In explicit mode only the models named by --load-model (or all, with '*') load at start;
+  // the others wait for POST /v2/repository/models/{name}/load.
+  auto load_at_start = [&](const std::string& name) {
+    if (!explicit_mode) return true;
+    for (const auto& m : f.load_models) {
+      if (m == name || m == "*") return true;
+    }
+    return false;
+  };
   if (f.builtin_models != "none") {
     for (const auto& name : SplitList(f.builtin_models)) {
       if (name != "echo" && name != "add_sub" && name != "sleep") {
@@ -67,7 +86,7 @@ Status DeclareModels(const ServeFlags& f, ModelRepository* repo) {
       ModelConfig c;
       c.name = name;
       c.format = name;
-      repo->Declare(name, c);
+      repo->Declare(name, c, {}, load_at_start(name));
     }
   }
   if (!f.model_repository.empty()) {
@@ -85,11 +104,18 @@ Status DeclareModels(const ServeFlags& f, ModelRepository* repo) {
     std::sort(dirs.begin(), dirs.end());
     for (const auto& d : dirs) {
       std::string name = d.filename().string();
-      repo->Declare(name, ReadModelConfig(d, name));
+      repo->Declare(name, ReadModelConfig(d, name), d, load_at_start(name));
     }
+    repo->SetRoot(f.model_repository);
   }
   if (!f.model_dir.empty()) {
-    repo->Declare(f.model_name, ReadModelConfig(f.model_dir, f.model_name));
+    repo->Declare(f.model_name, ReadModelConfig(f.model_dir, f.model_name), f.model_dir,
+                  load_at_start(f.model_name));
+  }
+  for (const auto& m : f.load_models) {
+    if (m != "*" && repo->Find(m) == nullptr) {
+      return InvalidArgument("--load-model: no model named '" + m + "' in the repository");
+    }
   }
   return Status::Ok();
 }
@@ -138,19 +164,31 @@ int RunServe(const ServeFlags& f) {
     return 1;
   }
   http::HttpServer* http = server->get();
+  std::unique_ptr<GrpcFrontend> grpc;
+  if (f.enable_grpc) {
+    auto started = GrpcFrontend::Start(&core, GrpcOptions{.host = f.host,
+                                                          .port = f.grpc_port,
+                                                          .max_receive_bytes = f.grpc_max_receive,
+                                                          .max_send_bytes = f.grpc_max_send});
+    if (!started.ok()) {
+      spdlog::error("{}", started.status().message());
+      return 1;
+    }
+    grpc = std::move(started).value();
+    spdlog::info("gRPC server listening on {}:{}", f.host, grpc->port());
+  }
+
+  // Logged last: tests and scripts take this line to mean every listener is up.
   spdlog::info("quiver {} serving; HTTP server listening on {}:{} ({} I/O thread(s))",
                QUIVER_VERSION, f.host, http->port(),
                f.workers > 0 ? f.workers : AvailableCpus());
-  if (f.grpc_port != 8081) {
-    spdlog::warn("--grpc_port {}: this build has no gRPC frontend; serving HTTP only",
-                 f.grpc_port);
-  }
-
-  std::thread signal_thread([http, &signals] {
+  auto drain = options.drain_timeout;
+  std::thread signal_thread([http, &grpc, &signals, drain] {
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("received signal {}; draining in-flight requests", sig);
     http->Shutdown();
+    if (grpc) grpc->Shutdown(std::chrono::system_clock::now() + drain);
   });
   std::thread loader([&repository] { repository.LoadAll(); });
 
@@ -180,10 +218,20 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--http-port,--http_port", flags->http_port, "HTTP port (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
-  cmd->add_option("--grpc-port,--grpc_port", flags->grpc_port,
-                  "gRPC port (accepted for KServe compatibility)")
+  cmd->add_option("--grpc-port,--grpc_port", flags->grpc_port, "gRPC port (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
+  cmd->add_option("--enable-grpc,--enable_grpc", flags->enable_grpc,
+                  "Serve the Open Inference Protocol over gRPC too")
+      ->capture_default_str();
+  cmd->add_option("--grpc-max-send-message-length,--grpc_max_send_message_length",
+                  flags->grpc_max_send, "Largest gRPC message sent, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 1 << 30));
+  cmd->add_option("--grpc-max-receive-message-length,--grpc_max_receive_message_length",
+                  flags->grpc_max_receive, "Largest gRPC message received, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 1 << 30));
   cmd->add_option("--workers,--io-threads,--io_threads", flags->workers,
                   "I/O threads (0: one per CPU this process may use)")
       ->capture_default_str()
@@ -212,6 +260,13 @@ void AddServeCommand(CLI::App& app) {
                   "Seconds in-flight requests get to finish after SIGTERM")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--model-control-mode,--model_control_mode", flags->model_control_mode,
+                  "none: load every model at start; explicit: only --load-model ones, the rest "
+                  "through the repository API")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "explicit"}));
+  cmd->add_option("--load-model,--load_model", flags->load_models,
+                  "In explicit mode, a model to load at start ('*' for all); repeatable");
   cmd->add_option("--runtime-dir,--runtime_dir", flags->runtime_dir,
                   "Extra directory searched first for runtime plugins (quiver-<name>.so)");
   cmd->add_option("--log-level,--log_level", flags->log_level,

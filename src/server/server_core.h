@@ -5,6 +5,7 @@
 // and unloads run on one control thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ class ServerCore {
   // Finishes queued control work (loads, unloads) and stops the control thread. Call after the
   // HTTP server has stopped and before it is destroyed.
   void Stop() { control_.reset(); }
+
+  // For the gRPC frontend, which shares the repository, options and control thread.
+  ModelRepository* repository() const { return repository_; }
+  const ServerCoreOptions& options() const { return options_; }
+  void PostControl(std::function<void()> task) { control_->Post(std::move(task)); }
 
  private:
   void HandleV2Model(std::string_view method, std::string_view name, std::string_view version,

@@ -18,13 +18,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUIVER_BIN = os.environ.get("QUIVER_BIN", str(ROOT / "build" / "bin" / "quiver"))
 EXAMPLES = ROOT / "examples" / "models"
 LISTEN_RE = re.compile(r"HTTP server listening on [^ ]+:(\d+)")
+GRPC_LISTEN_RE = re.compile(r"gRPC server listening on [^ ]+:(\d+)")
 
 
 class QuiverServer:
     """A `quiver serve` child process. Its stderr is collected in `self.log`."""
 
     def __init__(self, args, env=None, startup_timeout=30.0):
-        self.args = [QUIVER_BIN, "serve", "--host", "127.0.0.1", "--http-port", "0"] + list(args)
+        self.args = [QUIVER_BIN, "serve", "--host", "127.0.0.1", "--http-port", "0",
+                     "--grpc-port", "0"] + list(args)
+        self.grpc_port = None
         self.log_lines = []
         self._port = None
         self._port_event = threading.Event()
@@ -48,6 +51,9 @@ class QuiverServer:
     def _read_log(self):
         for line in self.proc.stderr:
             self.log_lines.append(line)
+            g = GRPC_LISTEN_RE.search(line)
+            if g:
+                self.grpc_port = int(g.group(1))
             m = LISTEN_RE.search(line)
             if m and self._port is None:
                 self._port = int(m.group(1))

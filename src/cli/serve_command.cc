@@ -217,9 +217,11 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--host", flags->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--http-port,--http_port", flags->http_port, "HTTP port (0: any free port)")
       ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::Range(0, 65535));
   cmd->add_option("--grpc-port,--grpc_port", flags->grpc_port, "gRPC port (0: any free port)")
       ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::Range(0, 65535));
   cmd->add_option("--enable-grpc,--enable_grpc", flags->enable_grpc,
                   "Serve the Open Inference Protocol over gRPC too")

@@ -119,9 +119,9 @@ StatusOr<CloudEvent> DecodeCloudEvent(const HeaderLookup& header, std::string bo
       return InvalidArgument(std::string("CloudEvent in structured mode is missing '") + name +
                              "'");
     }
-    if (v.type() != simdjson::dom::element_type::STRING) {
+    if (v.type() != simdjson::dom::element_type::STRING || std::string_view(v).empty()) {
       return InvalidArgument(std::string("CloudEvent attribute '") + name +
-                             "' must be a string");
+                             "' must be a non-empty string");
     }
     *field = std::string(std::string_view(v));
   }

@@ -114,6 +114,11 @@ Status DecodeV1Request(std::string_view body, const std::vector<TensorSpec>& inp
   }
   std::string single_name = inputs.size() == 1 ? inputs[0].name : "input-0";
   const TensorSpec* single_spec = inputs.size() == 1 ? &inputs[0] : nullptr;
+  // KServe treats a list under "inputs" exactly like "instances".
+  if (!has_instances && columns.type() == element_type::ARRAY) {
+    instances = columns;
+    has_instances = true;
+  }
   if (has_instances) {
     if (instances.type() != element_type::ARRAY) {
       return InvalidArgument("Expected \"instances\" to be a list, got " + TypeOf(instances));

@@ -196,6 +196,10 @@ Status DecodeV2Request(std::shared_ptr<const std::string> body, std::optional<si
     }
     request->inputs.push_back(std::move(t));
   }
+  if (auto* v = request->parameters.Find("binary_data_output");
+      v != nullptr && !std::holds_alternative<bool>(*v)) {
+    return InvalidArgument("parameters.binary_data_output: expected true or false");
+  }
   if (offset != body->size()) {
     return InvalidArgument("the binary section has " + std::to_string(body->size() - offset) +
                            " bytes beyond what the inputs' binary_data_size declare");
@@ -223,6 +227,10 @@ Status DecodeV2Request(std::shared_ptr<const std::string> body, std::optional<si
         QUIVER_RETURN_IF_ERROR(
             json::DecodeParameters(oparams, path + ".parameters", &ro.parameters));
       }
+      if (auto* b = ro.parameters.Find("binary_data");
+          b != nullptr && !std::holds_alternative<bool>(*b)) {
+        return InvalidArgument(path + ".parameters.binary_data: expected true or false");
+      }
       request->outputs.push_back(std::move(ro));
     }
   }
@@ -234,7 +242,7 @@ Status DecodeV2Request(std::string_view json, InferRequest* request) {
 }
 
 Status EncodeV2Response(const InferRequest& request, const InferResponse& response,
-                        std::string* body, size_t* json_size) {
+                        std::string* body, size_t* json_size, bool* binary_out) {
   JsonWriter w(body);
   w.Raw("{\"model_name\":");
   w.String(response.model_name);
@@ -282,6 +290,7 @@ Status EncodeV2Response(const InferRequest& request, const InferResponse& respon
   }
   w.Raw("]}");
   *json_size = body->size();
+  *binary_out = !binary.empty();
   for (const Tensor* t : binary) {
     body->append(reinterpret_cast<const char*>(t->data.data()), t->data.size());
   }

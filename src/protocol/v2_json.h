@@ -24,10 +24,11 @@ Status DecodeV2Request(std::shared_ptr<const std::string> body, std::optional<si
 Status DecodeV2Request(std::string_view json, InferRequest* request);
 
 // Encodes a v2 infer response into `body`. Outputs go in binary form when the request asks
-// (per-output `binary_data`, else request-level `binary_data_output`); then `*json_size` is the
-// length of the JSON header and the caller sends Inference-Header-Content-Length. Fails
-// (kInvalidArgument) for an output JSON cannot carry (FP16/BF16, BYTES that are not UTF-8).
+// (per-output `binary_data`, else request-level `binary_data_output`); then `*binary` is true,
+// `*json_size` is the length of the JSON header and the caller sends
+// Inference-Header-Content-Length. Fails (kInvalidArgument) for an output JSON cannot carry
+// (FP16/BF16, BYTES that are not UTF-8).
 Status EncodeV2Response(const InferRequest& request, const InferResponse& response,
-                        std::string* body, size_t* json_size);
+                        std::string* body, size_t* json_size, bool* binary);
 
 }  // namespace quiver

@@ -135,7 +135,8 @@ TEST(V2JsonTest, EncodesResponse) {
   resp.outputs.push_back(flag);
   std::string out;
   size_t json_size = 0;
-  ASSERT_TRUE(EncodeV2Response(InferRequest{}, resp, &out, &json_size).ok());
+  bool binary = false;
+  ASSERT_TRUE(EncodeV2Response(InferRequest{}, resp, &out, &json_size, &binary).ok());
   EXPECT_EQ(json_size, out.size());
   EXPECT_EQ(out,
             R"({"model_name":"m","model_version":"1","id":"abc","parameters":{"f":2.0},)"
@@ -151,14 +152,15 @@ TEST(V2JsonTest, RefusesOutputsJsonCannotCarry) {
   resp.outputs.push_back(t);
   std::string out;
   size_t json_size = 0;
-  EXPECT_EQ(EncodeV2Response(InferRequest{}, resp, &out, &json_size).code(),
+  bool binary = false;
+  EXPECT_EQ(EncodeV2Response(InferRequest{}, resp, &out, &json_size, &binary).code(),
             StatusCode::kInvalidArgument);
   resp.outputs[0] = Tensor{.name = "s", .datatype = DataType::kBytes, .shape = {1}};
   BytesTensorBuilder bb;
   bb.Append("\xff\xfe");
   resp.outputs[0].data = bb.Finish();
   out.clear();
-  Status s = EncodeV2Response(InferRequest{}, resp, &out, &json_size);
+  Status s = EncodeV2Response(InferRequest{}, resp, &out, &json_size, &binary);
   EXPECT_NE(s.message().find("not UTF-8"), std::string::npos);
 }
 
@@ -231,7 +233,8 @@ TEST(V2BinaryTest, OutputsInBinaryWhenAskedWithPerOutputOverride) {
   req.outputs[0].parameters.Set("binary_data", false);
   std::string body;
   size_t json_size = 0;
-  ASSERT_TRUE(EncodeV2Response(req, resp, &body, &json_size).ok());
+  bool binary = false;
+  ASSERT_TRUE(EncodeV2Response(req, resp, &body, &json_size, &binary).ok());
   std::string header = body.substr(0, json_size);
   EXPECT_NE(header.find(R"("name":"a","datatype":"INT32","shape":[2],"data":[1,-1])"),
             std::string::npos) << header;

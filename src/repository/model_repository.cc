@@ -70,6 +70,21 @@ void ModelRepository::Rescan() {
     std::string name = d.filename().string();
     if (Find(name) == nullptr) Declare(name, ReadModelConfig(d, name), d, /*load=*/false);
   }
+  // Folders that disappeared are forgotten unless their model still serves.
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto next = std::make_shared<Map>(*snapshot_.load());
+  bool changed = false;
+  for (auto it = next->begin(); it != next->end();) {
+    const ModelEntry& e = *it->second;
+    if (!e.dir.empty() && e.dir.parent_path() == root_ && e.state != ModelState::kReady &&
+        e.state != ModelState::kLoading && !std::filesystem::exists(e.dir, ec)) {
+      it = next->erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  if (changed) snapshot_.store(std::move(next));
 }
 
 Status ModelRepository::Load(const std::string& name,
@@ -135,9 +150,14 @@ Status ModelRepository::Load(const std::string& name,
     entry->reason = status.message();
     spdlog::error("model '{}' FAILED: {}", name, entry->reason);
   }
-  {
+  // A failed reload leaves a serving model as it was (as Triton does); only a model that was
+  // not serving becomes FAILED.
+  bool keep_serving = !status.ok() && current->state == ModelState::kReady;
+  if (!keep_serving) {
     std::lock_guard<std::mutex> lock(write_mu_);
     Publish(std::move(entry));
+  } else {
+    spdlog::warn("model '{}' keeps serving its loaded version", name);
   }
   // The previous version (if any) is released here, after its replacement serves; its queued
   // requests run first.
@@ -168,9 +188,18 @@ Status ModelRepository::Unload(const std::string& name) {
   }
   auto unloaded = std::make_shared<ModelEntry>(*unloading);
   unloaded->state = ModelState::kUnloaded;
+  std::error_code ec;
+  bool folder_gone = !unloaded->dir.empty() && !std::filesystem::exists(unloaded->dir, ec);
   {
     std::lock_guard<std::mutex> lock(write_mu_);
-    Publish(std::move(unloaded));
+    if (folder_gone) {
+      // Its folder left the repository: the model is forgotten, not listed as UNLOADED.
+      auto next = std::make_shared<Map>(*snapshot_.load());
+      next->erase(name);
+      snapshot_.store(std::move(next));
+    } else {
+      Publish(std::move(unloaded));
+    }
   }
   spdlog::info("model '{}' UNLOADED", name);
   return Status::Ok();

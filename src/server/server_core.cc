@@ -102,8 +102,9 @@ class RestInferJob : public InferJob {
       out.body.reserve(256);
       if (protocol_ == Protocol::kV2) {
         size_t json_size = 0;
-        status = EncodeV2Response(request, response, &out.body, &json_size);
-        if (status.ok() && json_size != out.body.size()) {
+        bool binary = false;
+        status = EncodeV2Response(request, response, &out.body, &json_size, &binary);
+        if (status.ok() && binary) {
           out.content_type = "application/octet-stream";
           out.headers.emplace_back("Inference-Header-Content-Length", std::to_string(json_size));
         }
@@ -324,6 +325,11 @@ void ServerCore::HandleRepository(std::string_view method,
       }
       ready_only = bool(v);
     }
+    simdjson::dom::element params;
+    if (root["parameters"].get(params) == simdjson::SUCCESS &&
+        params.type() != simdjson::dom::element_type::OBJECT) {
+      return responder.Send(Error(InvalidArgument("parameters: expected an object")));
+    }
     if (root["parameters"]["config"].get(v) == simdjson::SUCCESS) {
       if (v.type() != simdjson::dom::element_type::STRING) {
         return responder.Send(Error(InvalidArgument(
@@ -339,7 +345,8 @@ void ServerCore::HandleRepository(std::string_view method,
     w.Char('[');
     bool first = true;
     for (const auto& e : repository_->List()) {
-      if (ready_only && *ready_only != (e->state == ModelState::kReady)) continue;
+      // As Triton: {"ready": true} lists only READY models; false or absent lists all.
+      if (ready_only.value_or(false) && e->state != ModelState::kReady) continue;
       if (!first) w.Char(',');
       first = false;
       w.Raw("{\"name\":");

@@ -166,8 +166,12 @@ def test_http_port_both_spellings(exact_serve, flag):
         "live": True}
 
 
-def test_grpc_port_flag_is_accepted(start_server):
-    s = start_server(["--grpc_port", str(free_port())])
+@pytest.mark.parametrize("flag", ["--grpc_port", "--grpc-port"])
+def test_grpc_port_flag_sets_the_grpc_port(start_server, flag):
+    # The fixture passes --grpc-port 0 first; the last value given wins.
+    port = free_port()
+    s = start_server([flag, str(port)])
+    assert s.grpc_port == port, s.log
     assert s.get("/v2/health/live").status_code == 200
 
 

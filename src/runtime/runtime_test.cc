@@ -131,6 +131,10 @@ TEST(ValidateTest, DuplicateInputNames) {
   InferRequest req;
   req.inputs = {Int32Tensor("a", {1}, {1}), Int32Tensor("a", {1}, {2})};
   EXPECT_EQ(CheckRequest(m->metadata(), req).message(), "inputs[1]: duplicate input name 'a'");
+  req.inputs.pop_back();
+  req.outputs = {{"output-0", {}}, {"output-0", {}}};
+  EXPECT_EQ(CheckRequest(m->metadata(), req).message(),
+            "outputs[1]: output 'output-0' is requested twice");
 }
 
 TEST(RegistryTest, UnknownFormatAndMissingPlugin) {

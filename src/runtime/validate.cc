@@ -59,6 +59,14 @@ Status CheckRequest(const ModelMetadata& metadata, const InferRequest& request) 
       }
     }
   }
+  for (size_t i = 0; i < request.outputs.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (request.outputs[i].name == request.outputs[j].name) {
+        return InvalidArgument("outputs[" + std::to_string(i) + "]: output '" +
+                               request.outputs[i].name + "' is requested twice");
+      }
+    }
+  }
   if (!metadata.outputs.empty()) {
     for (const auto& want : request.outputs) {
       bool known = false;

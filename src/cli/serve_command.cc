@@ -46,6 +46,8 @@ struct ServeFlags {
   double keep_alive_s = 65;
   double drain_timeout_s = 30;
   std::string runtime_dir;
+  int64_t max_batch_size = 0;
+  int64_t max_latency_ms = -1;
   std::string model_control_mode = "none";
   std::vector<std::string> load_models;
   std::string log_level = "info";
@@ -139,6 +141,17 @@ int RunServe(const ServeFlags& f) {
   for (auto& d : RuntimeRegistry::DefaultPluginDirs()) plugin_dirs.push_back(d);
   RuntimeRegistry registry(plugin_dirs);
   ModelRepository repository(&registry);
+  if (f.max_batch_size > 0) {
+    BatchingConfig b;
+    b.max_batch_size = f.max_batch_size;
+    // KServe's agent default latency is 5000 ms; without --max-latency Quiver waits 0 (batch
+    // what is queued whenever an instance is free), which is Triton's default.
+    b.max_queue_delay = std::chrono::milliseconds(std::max<int64_t>(f.max_latency_ms, 0));
+    repository.SetDefaultBatching(b);
+  } else if (f.max_latency_ms >= 0) {
+    spdlog::error("--max-latency needs --max-batch-size");
+    return 2;
+  }
   s = DeclareModels(f, &repository);
   if (!s.ok()) {
     spdlog::error("{}", s.message());
@@ -262,6 +275,15 @@ void AddServeCommand(CLI::App& app) {
                   "Seconds in-flight requests get to finish after SIGTERM")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-batch-size,--max_batch_size,--max-batchsize", flags->max_batch_size,
+                  "Dynamic batching for models whose config.yaml does not set it: largest batch "
+                  "in items (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  cmd->add_option("--max-latency,--max_latency", flags->max_latency_ms,
+                  "With --max-batch-size: milliseconds the oldest request may wait for a batch "
+                  "to fill (KServe's batcher maxLatency)")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600'000}));
   cmd->add_option("--model-control-mode,--model_control_mode", flags->model_control_mode,
                   "none: load every model at start; explicit: only --load-model ones, the rest "
                   "through the repository API")

@@ -107,7 +107,129 @@ Status ParseTensorSpecs(const YAML::Node& n, const std::string& path,
   return Status::Ok();
 }
 
+
+Status ParseQueuePolicy(const YAML::Node& n, const std::string& path, BatchingConfig* b) {
+  if (!n.IsMap()) return InvalidArgument(path + ": expected a mapping, got " + Describe(n));
+  for (const auto& kv : n) {
+    std::string key = kv.first.Scalar();
+    std::string kp = path + "." + key;
+    if (key == "timeout_action") {
+      QUIVER_ASSIGN_OR_RETURN(std::string a, ScalarString(kv.second, kp));
+      if (a == "REJECT") {
+        b->timeout_action = BatchingConfig::TimeoutAction::kReject;
+      } else if (a == "DELAY") {
+        b->timeout_action = BatchingConfig::TimeoutAction::kDelay;
+      } else {
+        return InvalidArgument(kp + ": expected REJECT or DELAY, got '" + a + "'");
+      }
+    } else if (key == "default_timeout_microseconds") {
+      QUIVER_ASSIGN_OR_RETURN(int64_t v, ScalarInt(kv.second, kp));
+      if (v < 0) return InvalidArgument(kp + ": must be >= 0, got " + std::to_string(v));
+      b->default_timeout = std::chrono::microseconds(v);
+    } else if (key == "allow_timeout_override") {
+      QUIVER_ASSIGN_OR_RETURN(b->allow_timeout_override, ScalarBool(kv.second, kp));
+    } else if (key == "max_queue_size") {
+      QUIVER_ASSIGN_OR_RETURN(int64_t v, ScalarInt(kv.second, kp));
+      if (v < 0) return InvalidArgument(kp + ": must be >= 0, got " + std::to_string(v));
+      b->max_queue_size = static_cast<size_t>(v);
+    } else {
+      return InvalidArgument(kp + ": unknown field (expected timeout_action, "
+                                  "default_timeout_microseconds, allow_timeout_override, "
+                                  "max_queue_size)");
+    }
+  }
+  return Status::Ok();
+}
+
+// Triton's `dynamic_batching:` block.
+Status ParseDynamicBatching(const YAML::Node& n, BatchingConfig* b) {
+  const std::string path = "dynamic_batching";
+  if (n.IsNull()) return Status::Ok();
+  if (!n.IsMap()) return InvalidArgument(path + ": expected a mapping, got " + Describe(n));
+  for (const auto& kv : n) {
+    std::string key = kv.first.Scalar();
+    std::string kp = path + "." + key;
+    if (key == "preferred_batch_sizes") {
+      if (!kv.second.IsSequence()) {
+        return InvalidArgument(kp + ": expected a list of integers, got " + Describe(kv.second));
+      }
+      for (size_t i = 0; i < kv.second.size(); ++i) {
+        QUIVER_ASSIGN_OR_RETURN(int64_t v,
+                                ScalarInt(kv.second[i], kp + "[" + std::to_string(i) + "]"));
+        b->preferred_batch_sizes.push_back(v);
+      }
+    } else if (key == "max_queue_delay_microseconds" || key == "max_queue_delay") {
+      QUIVER_ASSIGN_OR_RETURN(int64_t v, ScalarInt(kv.second, kp));
+      if (v < 0) return InvalidArgument(kp + ": must be >= 0, got " + std::to_string(v));
+      b->max_queue_delay = std::chrono::microseconds(v);
+    } else if (key == "preserve_ordering") {
+      QUIVER_ASSIGN_OR_RETURN(b->preserve_ordering, ScalarBool(kv.second, kp));
+    } else if (key == "priority_levels") {
+      QUIVER_ASSIGN_OR_RETURN(int64_t v, ScalarInt(kv.second, kp));
+      if (v < 1 || v > 100) {
+        return InvalidArgument(kp + ": must be between 1 and 100, got " + std::to_string(v));
+      }
+      b->priority_levels = static_cast<int>(v);
+    } else if (key == "default_priority_level") {
+      QUIVER_ASSIGN_OR_RETURN(int64_t v, ScalarInt(kv.second, kp));
+      b->default_priority_level = static_cast<int>(v);
+    } else if (key == "default_queue_policy") {
+      QUIVER_RETURN_IF_ERROR(ParseQueuePolicy(kv.second, kp, b));
+    } else {
+      return InvalidArgument(kp + ": unknown field (expected preferred_batch_sizes, "
+                                  "max_queue_delay_microseconds, preserve_ordering, "
+                                  "priority_levels, default_priority_level, "
+                                  "default_queue_policy)");
+    }
+  }
+  return Status::Ok();
+}
+
+// KServe's `batcher: {maxBatchSize, maxLatency}` (maxLatency in milliseconds).
+Status ParseKServeBatcher(const YAML::Node& n, BatchingConfig* b) {
+  if (!n.IsMap()) return InvalidArgument("batcher: expected a mapping, got " + Describe(n));
+  b->max_batch_size = 32;                               // KServe's defaults
+  b->max_queue_delay = std::chrono::milliseconds(5000);
+  for (const auto& kv : n) {
+    std::string key = kv.first.Scalar();
+    std::string kp = "batcher." + key;
+    QUIVER_ASSIGN_OR_RETURN(int64_t v, ScalarInt(kv.second, kp));
+    if (key == "maxBatchSize") {
+      b->max_batch_size = v;
+    } else if (key == "maxLatency") {
+      if (v < 0) return InvalidArgument(kp + ": must be >= 0, got " + std::to_string(v));
+      b->max_queue_delay = std::chrono::milliseconds(v);
+    } else if (key == "timeout") {
+      if (v < 0) return InvalidArgument(kp + ": must be >= 0, got " + std::to_string(v));
+      b->default_timeout = std::chrono::seconds(v);
+    } else {
+      return InvalidArgument(kp + ": unknown field (expected maxBatchSize, maxLatency, timeout)");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Status ValidateBatching(const BatchingConfig& b) {
+  if (b.max_batch_size < 0) {
+    return InvalidArgument("max_batch_size: must be >= 0, got " + std::to_string(b.max_batch_size));
+  }
+  for (size_t i = 0; i < b.preferred_batch_sizes.size(); ++i) {
+    int64_t p = b.preferred_batch_sizes[i];
+    if (p < 1 || p > b.max_batch_size) {
+      return InvalidArgument("dynamic_batching.preferred_batch_sizes[" + std::to_string(i) +
+                             "]: must be between 1 and max_batch_size (" +
+                             std::to_string(b.max_batch_size) + "), got " + std::to_string(p));
+    }
+  }
+  if (b.default_priority_level < 1 || b.default_priority_level > b.priority_levels) {
+    return InvalidArgument("dynamic_batching.default_priority_level: must be between 1 and "
+                           "priority_levels (" + std::to_string(b.priority_levels) + "), got " +
+                           std::to_string(b.default_priority_level));
+  }
+  return Status::Ok();
+}
 
 Status DetectModelFile(const fs::path& dir, ModelConfig* config) {
   std::error_code ec;
@@ -165,6 +287,7 @@ StatusOr<ModelConfig> ParseModelConfigYaml(const std::string& yaml, const fs::pa
                            std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   if (root.IsNull()) return config;
+  bool saw_max_batch = false, saw_dynamic = false;
   if (!root.IsMap()) {
     return InvalidArgument("config.yaml: expected a mapping at the top, got " + Describe(root));
   }
@@ -200,6 +323,15 @@ StatusOr<ModelConfig> ParseModelConfigYaml(const std::string& yaml, const fs::pa
     } else if (key == "outputs") {
       QUIVER_RETURN_IF_ERROR(
           ParseTensorSpecs(v, key, &config.outputs).WithPrefix("config.yaml"));
+    } else if (key == "max_batch_size") {
+      QUIVER_ASSIGN_OR_RETURN(config.batching.max_batch_size, ScalarInt(v, key));
+      saw_max_batch = true;
+    } else if (key == "dynamic_batching") {
+      QUIVER_RETURN_IF_ERROR(ParseDynamicBatching(v, &config.batching).WithPrefix("config.yaml"));
+      saw_dynamic = true;
+    } else if (key == "batcher") {
+      QUIVER_RETURN_IF_ERROR(ParseKServeBatcher(v, &config.batching).WithPrefix("config.yaml"));
+      saw_max_batch = true;
     } else if (key == "parameters") {
       if (!v.IsMap()) {
         return InvalidArgument("config.yaml: parameters: expected a mapping, got " + Describe(v));
@@ -215,9 +347,15 @@ StatusOr<ModelConfig> ParseModelConfigYaml(const std::string& yaml, const fs::pa
     } else {
       return InvalidArgument("config.yaml: unknown field '" + key +
                              "' (expected format, version, model_file, instance_count, "
-                             "inline_execution, inputs, outputs, parameters)");
+                             "inline_execution, inputs, outputs, max_batch_size, "
+                             "dynamic_batching, batcher, parameters)");
     }
   }
+  if (saw_dynamic && !saw_max_batch) {
+    return InvalidArgument("config.yaml: dynamic_batching needs max_batch_size > 0");
+  }
+  config.batching.explicitly_set = saw_max_batch;
+  QUIVER_RETURN_IF_ERROR(ValidateBatching(config.batching).WithPrefix("config.yaml"));
   if (!config.format.empty() && RuntimeRegistry::PluginForFormat(config.format).empty() &&
       config.format != "echo" && config.format != "add_sub" && config.format != "sleep") {
     return InvalidArgument("config.yaml: format: unknown format '" + config.format +

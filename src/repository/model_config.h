@@ -18,6 +18,9 @@ StatusOr<ModelConfig> ParseModelConfigYaml(const std::string& yaml,
                                            const std::filesystem::path& dir,
                                            const std::string& name);
 
+// Checks a batching configuration's ranges (preferred sizes within max_batch_size, ...).
+Status ValidateBatching(const BatchingConfig& batching);
+
 // Picks the format and model file from the files in `dir` (not recursive):
 // *.json|*.ubj|*.bst -> xgboost, *.pt -> pytorch, *.onnx -> onnx,
 // *.joblib|*.pkl|*.pickle -> sklearn. Fills config->format and config->model_file; keeps a

@@ -119,6 +119,7 @@ Status ModelRepository::Load(const std::string& name,
   Status status = read.status();
   std::shared_ptr<ServableModel> servable;
   ModelConfig config = read.ok() ? *read : current->config;
+  if (!config.batching.explicitly_set) config.batching = default_batching_;
   if (status.ok()) {
     auto runtime = registry_->Get(config.format);
     if (!runtime.ok()) {

@@ -46,6 +46,9 @@ class ModelRepository {
   // The model repository folder (each sub-folder a model). Rescan declares new folders, not
   // loaded, so the repository index lists them.
   void SetRoot(const std::filesystem::path& root) { root_ = root; }
+  // Batching for models whose own config does not choose it (from serve's flags). Set before
+  // loading.
+  void SetDefaultBatching(const BatchingConfig& batching) { default_batching_ = batching; }
   void Rescan();
   // Loads every LOADING model, several at a time; returns when all are READY or FAILED.
   void LoadAll();
@@ -74,6 +77,7 @@ class ModelRepository {
 
   RuntimeRegistry* registry_;
   std::filesystem::path root_;
+  BatchingConfig default_batching_;
   std::mutex names_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> name_locks_;  // guarded by names_mu_
   std::mutex write_mu_;  // serialises writers; readers never take it

@@ -1,14 +1,39 @@
 #include "repository/servable_model.h"
 
-#include "runtime/validate.h"
+#include "batching/batch_execution.h"
 
 namespace quiver {
+
+// Wraps a job so that its answer passes through the preserve-ordering stage.
+class ServableModel::OrderedJob : public InferJob {
+ public:
+  OrderedJob(ServableModel* owner, uint64_t seq, std::unique_ptr<InferJob> inner)
+      : owner_(owner), seq_(seq), inner_(std::move(inner)) {
+    request = std::move(inner_->request);
+  }
+  void Complete(Status status, InferResponse response) override {
+    inner_->request = std::move(request);
+    owner_->Deliver(seq_, inner_.release(), std::move(status), std::move(response));
+  }
+  // The wrapped job, for a request that never got a place in the order.
+  std::unique_ptr<InferJob> Unwrap() {
+    inner_->request = std::move(request);
+    return std::move(inner_);
+  }
+
+ private:
+  ServableModel* owner_;
+  uint64_t seq_;
+  std::unique_ptr<InferJob> inner_;
+};
 
 ServableModel::ServableModel(ModelConfig config, std::unique_ptr<Model> model)
     : config_(std::move(config)), model_(std::move(model)), metadata_(model_->metadata()) {
   if (!config_.inputs.empty()) metadata_.inputs = config_.inputs;
   if (!config_.outputs.empty()) metadata_.outputs = config_.outputs;
-  inline_allowed_ = config_.inline_execution.value_or(true);
+  // Batching needs a queue, so nothing runs inline then.
+  inline_allowed_ = config_.inline_execution.value_or(true) && !config_.batching.enabled();
+  if (config_.batching.enabled()) batches_ = std::make_unique<BatchQueue>(config_.batching);
   for (int i = 0; i < config_.instance_count; ++i) {
     instances_.emplace_back([this] { InstanceLoop(); });
   }
@@ -23,39 +48,98 @@ ServableModel::~ServableModel() {
   for (auto& t : instances_) t.join();
 }
 
-void InferJob::Run(Model& model, const ModelConfig& config) {
-  InferResponse response;
-  response.model_name = config.name;
-  response.model_version = config.version;
-  response.id = request.id;
-  Status status = model.Execute(request, &response);
-  if (status.ok()) status = SelectOutputs(request, &response);
-  Complete(std::move(status), std::move(response));
-}
-
 void ServableModel::Submit(std::unique_ptr<ModelJob> job) {
   if (inline_allowed_ && job->CanRunInline(*model_)) {
     job->Run(*model_, config_);
     return;
   }
+  InferJob* tensor_job = batches_ ? job->AsInferJob() : nullptr;
+  if (tensor_job == nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return;
+  }
+  std::unique_ptr<InferJob> infer(static_cast<InferJob*>(job.release()));
+  Status status;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(job));
+    if (config_.batching.preserve_ordering) {
+      std::unique_ptr<InferJob> ordered =
+          std::make_unique<OrderedJob>(this, next_seq_, std::move(infer));
+      status = batches_->Enqueue(ordered, BatchQueue::Clock::now());
+      if (status.ok()) {
+        ++next_seq_;
+      } else {
+        infer = static_cast<OrderedJob*>(ordered.get())->Unwrap();
+      }
+    } else {
+      status = batches_->Enqueue(infer, BatchQueue::Clock::now());
+    }
+  }
+  if (!status.ok()) {
+    // Rejected at once (queue full, too many items, bad priority): answered here.
+    infer->Complete(std::move(status), InferResponse{});
+    return;
   }
   cv_.notify_one();
 }
 
+void ServableModel::Deliver(uint64_t seq, InferJob* raw, Status status, InferResponse response) {
+  std::unique_ptr<InferJob> job(raw);
+  std::lock_guard<std::mutex> lock(order_mu_);
+  finished_[seq] = Finished{std::move(job), std::move(status), std::move(response)};
+  while (!finished_.empty() && finished_.begin()->first == next_delivery_) {
+    Finished f = std::move(finished_.begin()->second);
+    finished_.erase(finished_.begin());
+    ++next_delivery_;
+    f.job->Complete(std::move(f.status), std::move(f.response));
+  }
+}
+
 void ServableModel::InstanceLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    std::unique_ptr<ModelJob> job;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      job = std::move(queue_.front());
+    if (!queue_.empty()) {
+      std::unique_ptr<ModelJob> job = std::move(queue_.front());
       queue_.pop_front();
+      lock.unlock();
+      job->Run(*model_, config_);
+      lock.lock();
+      continue;
     }
-    job->Run(*model_, config_);
+    if (batches_) {
+      auto now = BatchQueue::Clock::now();
+      auto expired = batches_->TakeExpired(now);
+      if (!expired.empty()) {
+        lock.unlock();
+        for (auto& job : expired) {
+          job->Complete(Unavailable("request to model '" + config_.name +
+                                    "' timed out in the queue"),
+                        InferResponse{});
+        }
+        lock.lock();
+        continue;
+      }
+      BatchQueue::Clock::time_point wake;
+      auto batch = batches_->NextBatch(now, &wake, /*flush=*/stopping_);
+      if (!batch.empty()) {
+        lock.unlock();
+        ExecuteBatch(batch, *model_, config_);
+        lock.lock();
+        continue;
+      }
+      if (stopping_ && batches_->empty()) return;
+      if (wake != BatchQueue::Clock::time_point::max()) {
+        cv_.wait_until(lock, wake);
+        continue;
+      }
+    } else if (stopping_) {
+      return;
+    }
+    cv_.wait(lock);
   }
 }
 

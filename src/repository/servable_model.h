@@ -1,41 +1,26 @@
 // ServableModel: one loaded model and its instances, the thing requests are scheduled onto.
-// Each of `instance_count` instance threads takes jobs from one queue; a request the model
-// calls short (Model::CanRunInline) runs on the caller's thread instead, saving a hand-off.
-// Thread-safe. Destruction runs what is queued, then joins the instance threads.
+// Each of `instance_count` instance threads takes work from the model's queue. Without
+// batching, a request the model calls short (Model::CanRunInline) runs on the caller's thread
+// instead, saving a hand-off. With batching (config.batching), tensor requests go through a
+// BatchQueue and an instance runs a whole batch at once; with preserve_ordering, answers leave
+// in the order requests arrived. Thread-safe. Destruction runs what is queued, then joins the
+// instance threads.
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "batching/batch_queue.h"
+#include "batching/infer_job.h"
 #include "runtime/model.h"
 
 namespace quiver {
-
-// Work for one model: a scheduler owns it from Submit on, calls Run exactly once (inline or on
-// an instance thread) and then destroys it. Run executes on the model and answers the caller.
-class ModelJob {
- public:
-  virtual ~ModelJob() = default;
-  // Whether the job may run on the submitting (I/O) thread.
-  virtual bool CanRunInline(const Model& model) const = 0;
-  virtual void Run(Model& model, const ModelConfig& config) = 0;
-};
-
-// A tensor inference: Run executes the request, keeps the requested outputs and calls Complete
-// exactly once.
-class InferJob : public ModelJob {
- public:
-  virtual void Complete(Status status, InferResponse response) = 0;
-
-  bool CanRunInline(const Model& model) const override { return model.CanRunInline(request); }
-  void Run(Model& model, const ModelConfig& config) override;
-
-  InferRequest request;
-};
 
 class ServableModel {
  public:
@@ -52,7 +37,10 @@ class ServableModel {
   const Model& model() const { return *model_; }
 
  private:
+  class OrderedJob;
   void InstanceLoop();
+  // Preserve-ordering: hands a finished answer on once every earlier one has left.
+  void Deliver(uint64_t seq, InferJob* job, Status status, InferResponse response);
 
   const ModelConfig config_;
   const std::unique_ptr<Model> model_;
@@ -61,8 +49,20 @@ class ServableModel {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<ModelJob>> queue_;  // guarded by mu_
+  std::deque<std::unique_ptr<ModelJob>> queue_;  // guarded by mu_: jobs run one at a time
+  std::unique_ptr<BatchQueue> batches_;          // guarded by mu_: set when batching
   bool stopping_ = false;                        // guarded by mu_
+  uint64_t next_seq_ = 0;                        // guarded by mu_
+
+  struct Finished {
+    std::unique_ptr<InferJob> job;
+    Status status;
+    InferResponse response;
+  };
+  std::mutex order_mu_;
+  uint64_t next_delivery_ = 0;             // guarded by order_mu_
+  std::map<uint64_t, Finished> finished_;  // guarded by order_mu_: waiting for earlier ones
+
   std::vector<std::thread> instances_;
 };
 

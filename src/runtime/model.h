@@ -4,6 +4,7 @@
 // the model allows inline execution), so implementations must be thread-safe.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -27,6 +28,26 @@ struct ModelMetadata {
   bool check_inputs = true;
 };
 
+// Dynamic batching of one model (Triton's semantics; KServe's `batcher: {maxBatchSize,
+// maxLatency}` maps onto max_batch_size and max_queue_delay). Off when max_batch_size is 0.
+struct BatchingConfig {
+  enum class TimeoutAction { kReject, kDelay };
+  int64_t max_batch_size = 0;  // items (first dimension), not requests
+  std::vector<int64_t> preferred_batch_sizes;
+  std::chrono::microseconds max_queue_delay{0};
+  bool preserve_ordering = false;
+  int priority_levels = 1;          // 1 is the highest priority
+  int default_priority_level = 1;
+  size_t max_queue_size = 0;        // per priority level; 0: unbounded
+  std::chrono::microseconds default_timeout{0};  // 0: none
+  TimeoutAction timeout_action = TimeoutAction::kReject;
+  bool allow_timeout_override = false;  // a request's "timeout" parameter (µs) may shorten it
+  // Whether the model's own config chose batching (then server-wide defaults do not apply).
+  bool explicitly_set = false;
+
+  bool enabled() const { return max_batch_size > 0; }
+};
+
 // Everything a runtime needs to load one model. Built from the model folder's config.yaml,
 // file detection and command-line flags.
 struct ModelConfig {
@@ -40,6 +61,7 @@ struct ModelConfig {
   int instance_count = 1;
   // Overrides the model's own choice of running short requests on I/O threads.
   std::optional<bool> inline_execution;
+  BatchingConfig batching;
   // Runtime-specific settings from config.yaml `parameters:` (strings, as written).
   std::map<std::string, std::string> parameters;
 

@@ -11,7 +11,7 @@ build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev li
   protobuf-compiler protobuf-compiler-grpc)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
   python3-protobuf curl procps)
-bench_packages=(wrk nginx-light util-linux)
+bench_packages=(wrk nginx-light util-linux curl)
 
 want=("${build_packages[@]}")
 build=1

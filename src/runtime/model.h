@@ -105,7 +105,7 @@ class Runtime {
 
 // A plugin shared library exports this C symbol; it returns a new Runtime (owned by the caller)
 // or null when `abi_version` differs from the one it was built for.
-inline constexpr int kRuntimeAbiVersion = 1;
+inline constexpr int kRuntimeAbiVersion = 2;  // 2: ModelConfig gained batching
 inline constexpr const char* kRuntimeFactorySymbol = "QuiverCreateRuntime";
 using RuntimeFactoryFn = Runtime* (*)(int abi_version);
 

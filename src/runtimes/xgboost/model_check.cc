@@ -150,15 +150,15 @@ Status CheckTree(element tree, int64_t index, int64_t num_features) {
   const size_t size = static_cast<size_t>(n);
   if (left.size() != size || right.size() != size || parents.size() != size ||
       split.size() != size || (categorical && split_type.size() != size)) {
-    return Invalid(where, "node arrays do not all have num_nodes " + std::to_string(n) +
-                              " entries");
+    return Invalid(where,
+                   "node arrays do not all have num_nodes " + std::to_string(n) + " entries");
   }
-  for (const char* key : {"loss_changes", "sum_hessian", "base_weights", "split_conditions",
-                          "default_left"}) {
+  for (const char* key :
+       {"loss_changes", "sum_hessian", "base_weights", "split_conditions", "default_left"}) {
     QUIVER_ASSIGN_OR_RETURN(size_t entries, ArraySize(tree, key, where));
     if (entries != size) {
-      return Invalid(where, std::string(key) + " has " + std::to_string(entries) +
-                                " entries for " + std::to_string(n) + " nodes");
+      return Invalid(where, std::string(key) + " has " + std::to_string(entries) + " entries for " +
+                                std::to_string(n) + " nodes");
     }
   }
   // The loader looks every node's parent up; the top bit marks "is a left child".
@@ -166,8 +166,8 @@ Status CheckTree(element tree, int64_t index, int64_t num_features) {
     const int64_t parent = static_cast<int64_t>(static_cast<uint32_t>(parents[i]) & 0x7fffffffu);
     if (parents[i] < std::numeric_limits<int32_t>::min() ||
         parents[i] > std::numeric_limits<uint32_t>::max() || parent >= n) {
-      return Invalid(where, "node " + std::to_string(i) + " has parent " +
-                                std::to_string(parents[i]));
+      return Invalid(where,
+                     "node " + std::to_string(i) + " has parent " + std::to_string(parents[i]));
     }
   }
 
@@ -177,9 +177,8 @@ Status CheckTree(element tree, int64_t index, int64_t num_features) {
     if (left[i] == -1) return Status::Ok();
     const std::string node = where + ", node " + std::to_string(i);
     if (left[i] < 0 || left[i] + 1 >= n || right[i] < 0 || right[i] >= n) {
-      return Invalid(node, "children " + std::to_string(left[i]) + ", " +
-                               std::to_string(right[i]) + " are outside the tree's " +
-                               std::to_string(n) + " nodes");
+      return Invalid(node, "children " + std::to_string(left[i]) + ", " + std::to_string(right[i]) +
+                               " are outside the tree's " + std::to_string(n) + " nodes");
     }
     if (split[i] < 0 || split[i] >= num_features) {
       return Invalid(node, "splits on feature " + std::to_string(split[i]) + " of " +
@@ -242,8 +241,8 @@ Status CheckTrees(element model, ModelStructure* structure) {
   QUIVER_ASSIGN_OR_RETURN(std::vector<int64_t> tree_info, IntArray(model, "tree_info", kWhere));
   if (num_trees != count || static_cast<int64_t>(tree_info.size()) != count) {
     return Invalid(kWhere, std::to_string(count) + " trees, num_trees " +
-                               std::to_string(num_trees) + ", " +
-                               std::to_string(tree_info.size()) + " tree_info");
+                               std::to_string(num_trees) + ", " + std::to_string(tree_info.size()) +
+                               " tree_info");
   }
   // XGBoost places each tree by its id; a missing one would stay null.
   std::vector<bool> seen(static_cast<size_t>(count), false);
@@ -351,9 +350,15 @@ class UbjTranscoder {
   Status Scalar(char type) {
     uint64_t bits = 0;
     switch (type) {
-      case 'Z': out_.append("null"); return Status::Ok();
-      case 'T': out_.append("true"); return Status::Ok();
-      case 'F': out_.append("false"); return Status::Ok();
+      case 'Z':
+        out_.append("null");
+        return Status::Ok();
+      case 'T':
+        out_.append("true");
+        return Status::Ok();
+      case 'F':
+        out_.append("false");
+        return Status::Ok();
       case 'i':
       case 'C':
         QUIVER_RETURN_IF_ERROR(Read(1, &bits));
@@ -432,11 +437,18 @@ class UbjTranscoder {
       size_t size = 0;
       switch (type) {
         case 'i':
-        case 'U': size = 1; break;
+        case 'U':
+          size = 1;
+          break;
         case 'l':
-        case 'd': size = 4; break;
-        case 'L': size = 8; break;
-        default: return Error("unsupported typed array");
+        case 'd':
+          size = 4;
+          break;
+        case 'L':
+          size = 8;
+          break;
+        default:
+          return Error("unsupported typed array");
       }
       QUIVER_RETURN_IF_ERROR(Expect('#'));
       int64_t n = 0;
@@ -516,8 +528,7 @@ StatusOr<ModelStructure> CheckModelJson(std::string_view model_json) {
     if (static_cast<int64_t>(weights) != (structure.num_features + 1) * structure.num_groups) {
       return InvalidArgument("gradient_booster.model: " + std::to_string(weights) +
                              " weights for " + std::to_string(structure.num_features) +
-                             " features and " + std::to_string(structure.num_groups) +
-                             " outputs");
+                             " features and " + std::to_string(structure.num_groups) + " outputs");
     }
     return structure;
   }
@@ -534,8 +545,8 @@ StatusOr<ModelStructure> CheckModelJson(std::string_view model_json) {
   if (dart) {
     QUIVER_ASSIGN_OR_RETURN(size_t weights, ArraySize(booster, "weight_drop", "gradient_booster"));
     if (static_cast<int64_t>(weights) != structure.num_trees) {
-      return InvalidArgument("gradient_booster: " + std::to_string(weights) +
-                             " weight_drop for " + std::to_string(structure.num_trees) + " trees");
+      return InvalidArgument("gradient_booster: " + std::to_string(weights) + " weight_drop for " +
+                             std::to_string(structure.num_trees) + " trees");
     }
   }
   return structure;

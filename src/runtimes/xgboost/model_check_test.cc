@@ -33,9 +33,8 @@ struct TreeJson {
 
   std::string Text() const {
     return R"({"id": )" + id + R"(, "tree_param": {"num_nodes": ")" + num_nodes +
-           R"(", "num_deleted": "0"}, "left_children": )" + left +
-           R"(, "right_children": )" + right + R"(, "parents": )" + parents +
-           R"(, "split_indices": )" + split +
+           R"(", "num_deleted": "0"}, "left_children": )" + left + R"(, "right_children": )" +
+           right + R"(, "parents": )" + parents + R"(, "split_indices": )" + split +
            // XGBoost writes NaN and Infinity for non-finite floats.
            R"(, "split_conditions": [0.5, NaN, -Infinity], "loss_changes": )" + sizes_of_three +
            R"(, "sum_hessian": [0, 0, 0], "base_weights": [0, 0, 0], "default_left": [1, 0, 0])" +
@@ -47,8 +46,8 @@ std::string ModelJson(const std::vector<TreeJson>& trees, std::string tree_info 
                       std::string num_parallel_tree = "1", std::string num_class = "0") {
   std::string text;
   for (const TreeJson& t : trees) text += (text.empty() ? "" : ", ") + t.Text();
-  return R"({"learner": {"learner_model_param": {"num_feature": "2", "num_class": ")" +
-         num_class + R"(", "num_target": "1"}, "gradient_booster": {"name": "gbtree", "model": )"
+  return R"({"learner": {"learner_model_param": {"num_feature": "2", "num_class": ")" + num_class +
+         R"(", "num_target": "1"}, "gradient_booster": {"name": "gbtree", "model": )"
          R"({"gbtree_model_param": {"num_trees": ")" +
          std::to_string(trees.size()) + R"(", "num_parallel_tree": ")" + num_parallel_tree +
          R"("}, "tree_info": )" + tree_info + R"(, "trees": [)" + text + "]}}}}";
@@ -188,8 +187,8 @@ TEST(UbjToJsonTest, RejectsLengthsPastTheEnd) {
   ASSERT_GT(ubj.size(), 100u);
   EXPECT_FALSE(UbjToJson(ubj.substr(0, ubj.size() / 2)).ok());
   // {"k": "v"} with the value's length raised from 1 to 2^40.
-  std::string s = std::string("{L") + std::string(7, '\0') + "\x01" + "kSL" +
-                  std::string(7, '\0') + "\x01" + "v}";
+  std::string s = std::string("{L") + std::string(7, '\0') + "\x01" + "kSL" + std::string(7, '\0') +
+                  "\x01" + "v}";
   ASSERT_TRUE(UbjToJson(s).ok()) << UbjToJson(s).status().ToString();
   EXPECT_EQ(*UbjToJson(s), R"({"k":"v"})");
   s[13] = '\x01';

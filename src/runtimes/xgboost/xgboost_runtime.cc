@@ -1,5 +1,6 @@
 #include "runtimes/xgboost/xgboost_runtime.h"
 
+#include <omp.h>
 #include <xgboost/c_api.h>
 #include <xgboost/version_config.h>
 
@@ -125,6 +126,23 @@ Status CheckModelFile(const std::filesystem::path& file) {
   return Status::Ok();
 }
 
+// XGBoost parses a model's trees on an OpenMP team as large as the machine, before any nthread
+// parameter applies (it takes effect on first use). This caps the team of the calling thread
+// meanwhile: loading then keeps to the model's thread budget and starts no threads when it is 1.
+// The limit is a setting of the calling thread, so it is put back.
+class ScopedOmpThreadLimit {
+ public:
+  explicit ScopedOmpThreadLimit(int threads) : previous_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~ScopedOmpThreadLimit() { omp_set_num_threads(previous_); }
+  ScopedOmpThreadLimit(const ScopedOmpThreadLimit&) = delete;
+  ScopedOmpThreadLimit& operator=(const ScopedOmpThreadLimit&) = delete;
+
+ private:
+  int previous_;
+};
+
 // A dense row-major matrix as XGBoost reads it: the data pointer and numpy's array interface.
 struct DenseMatrix {
   const void* data = nullptr;
@@ -163,8 +181,7 @@ class XgboostModel final : public Model {
   int64_t num_features_ = 0;
   int64_t num_trees_ = 0;
   int64_t nthread_ = 1;
-  // Inplace prediction (the fast path) or, for boosters that lack it (gblinear), a DMatrix built
-  // per call.
+  // Inplace prediction (the fast path), or for gblinear, which lacks it, a DMatrix per call.
   bool inplace_ = true;
   // The prediction shape past the batch dimension: {} or {classes}.
   Shape row_shape_;
@@ -178,8 +195,8 @@ Status XgboostModel::Predict(const DenseMatrix& input, const bst_ulong** shape, 
   if (inplace_) {
     DMatrixHandle proxy = ThreadProxy();
     if (proxy == nullptr) return Internal("creating an XGBoost proxy DMatrix failed");
-    if (XGBoosterPredictFromDense(booster_.get(), array.c_str(), kPredictConfig, proxy, shape,
-                                  dims, values) != 0) {
+    if (XGBoosterPredictFromDense(booster_.get(), array.c_str(), kPredictConfig, proxy, shape, dims,
+                                  values) != 0) {
       return Internal("XGBoost prediction failed: " + LastXgboostError());
     }
     return Status::Ok();
@@ -204,11 +221,13 @@ StatusOr<std::unique_ptr<Model>> XgboostModel::Create(const ModelConfig& config)
   }
   const std::string file = config.model_file.string();
   if (file.empty()) {
-    return InvalidArgument("model '" + config.name +
-                           "': no XGBoost model file (a .json, .ubj or .bst saved by XGBoost) in '" +
-                           config.path.string() + "'");
+    return InvalidArgument(
+        "model '" + config.name +
+        "': no XGBoost model file (a .json, .ubj or .bst saved by XGBoost) in '" +
+        config.path.string() + "'");
   }
 
+  ScopedOmpThreadLimit thread_limit(static_cast<int>(nthread));
   std::unique_ptr<XgboostModel> model(new XgboostModel());
   model->nthread_ = nthread;
   BoosterHandle handle = nullptr;
@@ -243,34 +262,31 @@ StatusOr<std::unique_ptr<Model>> XgboostModel::Create(const ModelConfig& config)
   bst_ulong json_length = 0;
   const char* json = nullptr;
   if (XGBoosterSaveModelToBuffer(handle, R"({"format":"json"})", &json_length, &json) != 0) {
-    return InvalidArgument("XGBoost model file '" + file + "' cannot be serialized: " +
-                           LastXgboostError());
+    return InvalidArgument("XGBoost model file '" + file +
+                           "' cannot be serialized: " + LastXgboostError());
   }
   StatusOr<xgboost_runtime::ModelStructure> structure =
       xgboost_runtime::CheckModelJson(std::string_view(json, json_length));
   if (!structure.ok() || structure->num_features != model->num_features_) {
-    return InvalidArgument("XGBoost model file '" + file + "' is corrupt: " +
-                           (structure.ok() ? "inconsistent number of features"
-                                           : structure.status().message()));
+    return InvalidArgument(
+        "XGBoost model file '" + file + "' is corrupt: " +
+        (structure.ok() ? "inconsistent number of features" : structure.status().message()));
   }
   model->num_trees_ = structure->num_trees;
 
+  // XGBoost 1.7 has no inplace prediction for linear boosters.
+  model->inplace_ = structure->booster != "gblinear";
+
   // One row of missing values, predicted now rather than by the first request: it finishes
-  // XGBoost's lazy configuration on this thread (later calls skip its lock), shows whether the
-  // booster supports inplace prediction, and tells the output shape for the metadata.
+  // XGBoost's lazy configuration on this thread (later calls skip its lock) and tells the output
+  // shape for the metadata.
   std::vector<float> row(num_features, std::numeric_limits<float>::quiet_NaN());
   DenseMatrix warmup{row.data(), "<f4", 1, model->num_features_};
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
   const float* values = nullptr;
-  Status inplace = model->Predict(warmup, &shape, &dims, &values);
-  if (!inplace.ok()) {
-    model->inplace_ = false;
-    Status classic = model->Predict(warmup, &shape, &dims, &values);
-    if (!classic.ok()) {
-      return Internal("XGBoost model file '" + file + "' loaded but cannot predict: " +
-                      classic.message());
-    }
+  if (Status s = model->Predict(warmup, &shape, &dims, &values); !s.ok()) {
+    return Internal("XGBoost model file '" + file + "' loaded but cannot predict: " + s.message());
   }
   if (dims < 1 || shape[0] != 1) {
     return Internal("XGBoost model file '" + file + "': unexpected prediction shape");
@@ -302,18 +318,28 @@ void ConvertToFloat(const std::byte* bytes, size_t count, float* out) {
   }
 }
 
-bool ConvertIntegers(DataType type, const std::byte* bytes, size_t count, float* out) {
+// For BOOL and the integer types only.
+void ConvertIntegers(DataType type, const std::byte* bytes, size_t count, float* out) {
   switch (type) {
     case DataType::kBool:
-    case DataType::kUint8: ConvertToFloat<uint8_t>(bytes, count, out); return true;
-    case DataType::kUint16: ConvertToFloat<uint16_t>(bytes, count, out); return true;
-    case DataType::kUint32: ConvertToFloat<uint32_t>(bytes, count, out); return true;
-    case DataType::kUint64: ConvertToFloat<uint64_t>(bytes, count, out); return true;
-    case DataType::kInt8: ConvertToFloat<int8_t>(bytes, count, out); return true;
-    case DataType::kInt16: ConvertToFloat<int16_t>(bytes, count, out); return true;
-    case DataType::kInt32: ConvertToFloat<int32_t>(bytes, count, out); return true;
-    case DataType::kInt64: ConvertToFloat<int64_t>(bytes, count, out); return true;
-    default: return false;
+    case DataType::kUint8:
+      return ConvertToFloat<uint8_t>(bytes, count, out);
+    case DataType::kUint16:
+      return ConvertToFloat<uint16_t>(bytes, count, out);
+    case DataType::kUint32:
+      return ConvertToFloat<uint32_t>(bytes, count, out);
+    case DataType::kUint64:
+      return ConvertToFloat<uint64_t>(bytes, count, out);
+    case DataType::kInt8:
+      return ConvertToFloat<int8_t>(bytes, count, out);
+    case DataType::kInt16:
+      return ConvertToFloat<int16_t>(bytes, count, out);
+    case DataType::kInt32:
+      return ConvertToFloat<int32_t>(bytes, count, out);
+    case DataType::kInt64:
+      return ConvertToFloat<int64_t>(bytes, count, out);
+    default:
+      return;
   }
 }
 
@@ -329,8 +355,8 @@ Status XgboostModel::Execute(const InferRequest& request, InferResponse* respons
   const Tensor& input = request.inputs[0];
   const std::string expected = "[batch, " + std::to_string(num_features_) + "]";
   if (input.shape.size() != 2) {
-    return InvalidArgument("input '" + input.name + "': expected shape " + expected +
-                           ", got " + ShapeToString(input.shape));
+    return InvalidArgument("input '" + input.name + "': expected shape " + expected + ", got " +
+                           ShapeToString(input.shape));
   }
   if (input.shape[0] < 0 || input.shape[1] < 0) {
     return InvalidArgument("input '" + input.name + "': invalid shape " +

@@ -19,9 +19,10 @@ class XgboostRuntime final : public Runtime {
   std::string_view name() const override { return "xgboost"; }
 
   // Loads `config.model_file`. `config.parameters` understood:
-  //   nthread: threads XGBoost may use inside one prediction (default 1). A server gets its
-  //            parallelism from instances and concurrent requests; threads inside one call only
-  //            pay off for very large batches and oversubscribe the CPU otherwise.
+  //   nthread: threads XGBoost may use to load the model and inside one prediction (default 1).
+  //            A server gets its parallelism from instances and concurrent requests; threads
+  //            inside one call only pay off for very large batches and oversubscribe the CPU
+  //            otherwise.
   // Errors: kInvalidArgument when there is no model file, it cannot be read or is not an XGBoost
   // model (the message names the file and gives XGBoost's reason), or a parameter is malformed;
   // kInternal when XGBoost fails on a model it loaded.

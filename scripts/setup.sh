@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 
 build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libxgboost-dev libgrpc++-dev libprotobuf-dev
-  protobuf-compiler protobuf-compiler-grpc)
+  protobuf-compiler protobuf-compiler-grpc libopencv-dev)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
-  python3-protobuf curl procps)
+  python3-protobuf python3-torch curl procps)
 bench_packages=(wrk nginx-light util-linux curl)
 
 want=("${build_packages[@]}")

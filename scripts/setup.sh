@@ -8,12 +8,15 @@ cd "$(dirname "$0")/.."
 
 build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libxgboost-dev libgrpc++-dev libprotobuf-dev
-  protobuf-compiler protobuf-compiler-grpc libopencv-dev)
+  protobuf-compiler protobuf-compiler-grpc libopencv-dev libtorch-dev libpython3.11-dev)
+# What models need at serving time: the Python runtime's workers import numpy, and scikit-learn
+# models are unpickled with joblib.
+runtime_packages=(python3 python3-numpy python3-sklearn python3-joblib)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
-  python3-protobuf python3-torch curl procps)
+  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps)
 bench_packages=(wrk nginx-light util-linux curl)
 
-want=("${build_packages[@]}")
+want=("${build_packages[@]}" "${runtime_packages[@]}")
 build=1
 for arg in "$@"; do
   case "$arg" in

@@ -1,0 +1,1 @@
+"""kserve.protocol: the V2 data types."""

@@ -1,0 +1,317 @@
+// PythonRuntime with real worker processes (the quiver-python-worker built beside this test):
+// loading, V2 and V1 requests through shared memory, the model's own errors, and a worker that
+// dies being replaced.
+#include "runtimes/python/python_runtime.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace quiver {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Echoes every input back doubled (numbers) or reversed (BYTES) under "<name>-out"; a request
+// parameter "sleep" makes it sleep first, "fail" makes it raise.
+constexpr char kModelPy[] = R"PY(
+import asyncio
+import time
+
+import numpy as np
+from kserve import InferOutput, InferResponse, Model
+from kserve.errors import InvalidInput
+
+
+class Echo(Model):
+    def load(self):
+        self.ready = True
+
+    async def predict(self, payload, headers=None):
+        if isinstance(payload, dict):
+            if payload.get("fail"):
+                raise InvalidInput("asked to fail")
+            return {"predictions": [len(payload["instances"])], "name": self.name}
+        params = payload.parameters or {}
+        if "sleep" in params:
+            await asyncio.sleep(float(params["sleep"]))
+        if params.get("fail"):
+            raise ValueError("boom")
+        outputs = []
+        for i in payload.inputs:
+            x = i.as_numpy()
+            if i.datatype == "BYTES":
+                y = np.array([b[::-1] for b in x.ravel()], dtype=object).reshape(x.shape)
+            else:
+                y = x * 2
+            outputs.append(InferOutput(i.name + "-out", list(y.shape), i.datatype, y))
+        return InferResponse(payload.id, self.name, outputs, parameters={"seen": len(outputs)})
+)PY";
+
+class PythonRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("quiver-python-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  ModelConfig WriteModel(const std::string& source, int instances = 1) {
+    std::ofstream(dir_ / "model.py") << source;
+    ModelConfig config;
+    config.name = "echo-py";
+    config.format = "custom";
+    config.path = dir_;
+    config.model_file = dir_ / "model.py";
+    config.instance_count = instances;
+    return config;
+  }
+
+  PythonRuntime runtime_{PythonRuntime::Options{QUIVER_PYTHON_WORKER_PATH, QUIVER_PYTHON_LIB_DIR}};
+  fs::path dir_;
+};
+
+Tensor Fp32(std::string name, Shape shape, std::vector<float> values) {
+  Tensor t;
+  t.name = std::move(name);
+  t.datatype = DataType::kFp32;
+  t.shape = std::move(shape);
+  t.data = TensorData::CopyOf(values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+// The process ids of this process's children: the workers.
+std::vector<pid_t> ChildPids() {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state;
+    pid_t ppid;
+    rest >> state >> ppid;
+    if (ppid == ::getpid() && state != 'Z') out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+TEST_F(PythonRuntimeTest, ServesV2TensorsAndV1Bodies) {
+  auto model = runtime_.Load(WriteModel(kModelPy));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_TRUE((*model)->TakesV1Json());
+
+  InferRequest request;
+  request.id = "r1";
+  request.inputs.push_back(Fp32("x", {2, 2}, {1, 2, 3, 4.5f}));
+  Tensor text;
+  text.name = "t";
+  text.datatype = DataType::kBytes;
+  text.shape = {2};
+  BytesTensorBuilder builder;
+  builder.Append("abc");
+  builder.Append("");
+  text.data = builder.Finish();
+  request.inputs.push_back(text);
+  InferResponse response;
+  Status s = (*model)->Execute(request, &response);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(response.outputs.size(), 2u);
+  EXPECT_EQ(response.outputs[0].name, "x-out");
+  EXPECT_EQ(response.outputs[0].shape, Shape({2, 2}));
+  auto v = response.outputs[0].values<float>();
+  EXPECT_EQ(std::vector<float>(v.begin(), v.end()), (std::vector<float>{2, 4, 6, 9}));
+  std::vector<std::string> elements;
+  ForEachBytesElement(response.outputs[1].data,
+                      [&](std::string_view e) { elements.emplace_back(e); });
+  EXPECT_EQ(elements, (std::vector<std::string>{"cba", ""}));
+  ASSERT_NE(response.parameters.Find("seen"), nullptr);
+
+  std::string answer;
+  s = (*model)->PredictV1(R"({"instances":[[1],[2],[3]]})", &answer);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(answer, R"({"predictions":[3],"name":"echo-py"})");
+
+  s = (*model)->PredictV1(R"({"instances":[],"fail":true})", &answer);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "asked to fail");
+  s = (*model)->PredictV1("{not json", &answer);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(PythonRuntimeTest, LargeTensorsGrowTheSharedRegion) {
+  auto model = runtime_.Load(WriteModel(kModelPy));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  for (size_t n : {size_t{10}, size_t{3} << 20, size_t{100}}) {  // 12 MB, then small again
+    std::vector<float> values(n);
+    for (size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i % 1000);
+    InferRequest request;
+    request.inputs.push_back(Fp32("x", {static_cast<int64_t>(n)}, values));
+    InferResponse response;
+    Status s = (*model)->Execute(request, &response);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto out = response.outputs.at(0).values<float>();
+    ASSERT_EQ(out.size(), n);
+    EXPECT_EQ(out[n - 1], 2 * values[n - 1]);
+  }
+}
+
+TEST_F(PythonRuntimeTest, AnExceptionInPredictIsA500AndTheWorkerServesOn) {
+  auto model = runtime_.Load(WriteModel(kModelPy));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const std::vector<pid_t> before = ChildPids();
+  InferRequest request;
+  request.parameters.Set("fail", true);
+  request.inputs.push_back(Fp32("x", {1}, {1}));
+  InferResponse response;
+  Status s = (*model)->Execute(request, &response);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "ValueError : boom");
+  InferRequest ok;
+  ok.inputs.push_back(Fp32("x", {1}, {1}));
+  InferResponse answer;
+  EXPECT_TRUE((*model)->Execute(ok, &answer).ok());
+  EXPECT_EQ(ChildPids(), before);  // the same worker
+}
+
+TEST_F(PythonRuntimeTest, LoadErrorsNameTheFileAndTheException) {
+  auto model = runtime_.Load(WriteModel(R"PY(
+from kserve import Model
+
+class Broken(Model):
+    def load(self):
+        raise RuntimeError("no weights here")
+)PY"));
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("model.py"), std::string::npos)
+      << model.status().message();
+  EXPECT_NE(model.status().message().find("RuntimeError: no weights here"), std::string::npos)
+      << model.status().message();
+  EXPECT_NE(model.status().message().find("in load"), std::string::npos)
+      << model.status().message();
+  // No worker is left behind.
+  for (int i = 0; i < 100 && !ChildPids().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(ChildPids().empty());
+
+  auto syntax = runtime_.Load(WriteModel("def broken(:\n"));
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.status().message().find("SyntaxError"), std::string::npos)
+      << syntax.status().message();
+
+  auto none = runtime_.Load(WriteModel("x = 1\n"));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("defines no model class"), std::string::npos)
+      << none.status().message();
+
+  ModelConfig missing = WriteModel(kModelPy);
+  missing.model_file = dir_ / "nope.py";
+  auto gone = runtime_.Load(missing);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_NE(gone.status().message().find("does not exist"), std::string::npos);
+}
+
+TEST_F(PythonRuntimeTest, AWorkerKilledMidRequestFailsItAndIsReplaced) {
+  auto model = runtime_.Load(WriteModel(kModelPy));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  std::vector<pid_t> workers = ChildPids();
+  ASSERT_EQ(workers.size(), 1u);
+
+  InferRequest slow;
+  slow.parameters.Set("sleep", 30.0);
+  slow.inputs.push_back(Fp32("x", {1}, {1}));
+  Status status;
+  std::thread request([&] {
+    InferResponse response;
+    status = (*model)->Execute(slow, &response);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
+  request.join();
+  EXPECT_EQ(status.code(), StatusCode::kInternal);
+  EXPECT_NE(status.message().find("died (signal 9: Killed)"), std::string::npos)
+      << status.message();
+  EXPECT_NE(status.message().find("echo-py"), std::string::npos) << status.message();
+
+  // The next request waits for the replacement and succeeds.
+  InferRequest ok;
+  ok.inputs.push_back(Fp32("x", {1}, {21}));
+  InferResponse response;
+  Status s = (*model)->Execute(ok, &response);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(response.outputs.at(0).values<float>()[0], 42.0f);
+  std::vector<pid_t> now = ChildPids();
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_NE(now[0], workers[0]);
+}
+
+TEST_F(PythonRuntimeTest, AWorkerKilledWhileIdleIsReplacedBeforeTheNextRequest) {
+  auto model = runtime_.Load(WriteModel(kModelPy, 2));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  std::vector<pid_t> workers = ChildPids();
+  ASSERT_EQ(workers.size(), 2u);
+  ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
+  ASSERT_EQ(::kill(workers[1], SIGKILL), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 4; ++i) {
+    InferRequest ok;
+    ok.inputs.push_back(Fp32("x", {1}, {1}));
+    InferResponse response;
+    Status s = (*model)->Execute(ok, &response);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  EXPECT_EQ(ChildPids().size(), 2u);
+}
+
+TEST_F(PythonRuntimeTest, ARequestOverTheTimeoutKillsItsWorkerWhichIsReplaced) {
+  ModelConfig config = WriteModel(kModelPy);
+  config.parameters["timeout_ms"] = "500";
+  auto model = runtime_.Load(config);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const std::vector<pid_t> before = ChildPids();
+  InferRequest slow;
+  slow.parameters.Set("sleep", 30.0);
+  slow.inputs.push_back(Fp32("x", {1}, {1}));
+  InferResponse response;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = (*model)->Execute(slow, &response);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(s.message().find("did not answer within 500 ms and was killed"), std::string::npos)
+      << s.message();
+  InferRequest ok;
+  ok.inputs.push_back(Fp32("x", {1}, {1}));
+  InferResponse answer;
+  Status next = (*model)->Execute(ok, &answer);
+  EXPECT_TRUE(next.ok()) << next.ToString();
+  EXPECT_NE(ChildPids(), before);
+
+  config.parameters["timeout_ms"] = "-1";
+  EXPECT_EQ(runtime_.Load(config).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(PythonRuntimeTest, UnloadingStopsTheWorkers) {
+  {
+    auto model = runtime_.Load(WriteModel(kModelPy, 2));
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    EXPECT_EQ(ChildPids().size(), 2u);
+  }
+  EXPECT_TRUE(ChildPids().empty());
+}
+
+}  // namespace
+}  // namespace quiver

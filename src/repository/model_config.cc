@@ -364,8 +364,12 @@ StatusOr<ModelConfig> ParseModelConfigYaml(const std::string& yaml, const fs::pa
   return config;
 }
 
-StatusOr<ModelConfig> ReadModelConfig(const fs::path& dir, const std::string& name) {
+StatusOr<ModelConfig> ReadModelConfig(const fs::path& given_dir, const std::string& name) {
   std::error_code ec;
+  // Absolute, so that model files stay valid for code that runs elsewhere (Python workers start
+  // in the model's folder) whatever the server's working directory.
+  fs::path dir = fs::absolute(given_dir, ec);
+  if (ec) dir = given_dir;
   if (!fs::is_directory(dir, ec)) {
     return NotFound("model directory " + dir.string() + " does not exist");
   }

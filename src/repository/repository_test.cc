@@ -50,6 +50,23 @@ TEST(ModelConfigTest, DetectsFormatFromFiles) {
   }
 }
 
+TEST(ModelConfigTest, PathsAreAbsoluteWhenTheFolderIsGivenRelative) {
+  TempDir d;
+  d.Write("m/model.bst", "x");
+  d.Write("c/config.yaml", "model_file: weights.bst\nformat: xgboost\n");
+  d.Write("c/weights.bst", "x");
+  fs::path cwd = fs::current_path();
+  fs::current_path(d.path());
+  auto detected = ReadModelConfig("m", "m");
+  auto configured = ReadModelConfig("c", "c");
+  fs::current_path(cwd);
+  ASSERT_TRUE(detected.ok()) << detected.status().ToString();
+  ASSERT_TRUE(configured.ok()) << configured.status().ToString();
+  EXPECT_EQ(detected->model_file, d.path() / "m" / "model.bst");
+  EXPECT_EQ(configured->model_file, d.path() / "c" / "weights.bst");
+  EXPECT_TRUE(detected->path.is_absolute());
+}
+
 TEST(ModelConfigTest, DetectionErrorsNameTheProblem) {
   TempDir d;
   d.Write("empty/readme.txt", "x");

@@ -4,9 +4,12 @@
 #include "runtimes/python/python_runtime.h"
 
 #include <gtest/gtest.h>
+
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -266,7 +269,22 @@ TEST_F(PythonRuntimeTest, AWorkerKilledWhileIdleIsReplacedBeforeTheNextRequest) 
   ASSERT_EQ(workers.size(), 2u);
   ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
   ASSERT_EQ(::kill(workers[1], SIGKILL), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Wait until both have finished dying: the kernel closes a process's sockets when its last
+  // thread exits, which takes a while for a large (e.g. ASan) address space, and only then
+  // reports the exit to the parent (this test). WNOWAIT leaves reaping to the pool; ECHILD
+  // means the pool has reaped it already.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto exited = [](pid_t pid) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      return errno == ECHILD;
+    }
+    return info.si_pid == pid;
+  };
+  auto alive = [&] { return !exited(workers[0]) || !exited(workers[1]); };
+  while (alive() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   for (int i = 0; i < 4; ++i) {
     InferRequest ok;
     ok.inputs.push_back(Fp32("x", {1}, {1}));

@@ -1,40 +1,71 @@
 #!/usr/bin/python3
-"""Throughput of a Python model with 1 and 2 instances (worker processes) in `quiver serve`.
+"""Python runtime throughput in `quiver serve`: scikit-learn against sklearn in-process, and
+custom models with 1 and 2 instances (worker processes).
 
-One interpreter holds one lock, so a CPU-bound predict() in pure Python runs on one core no matter
-how many threads call it; Quiver runs one worker process per instance, and this measures what
-that buys. The model (written here into a temporary repository) spends about --work-ms of pure
-Python per request; it is served twice, as `cpu-1` (instance_count 1) and `cpu-2`
-(instance_count 2). A `noop-1` model that returns its input shows the cost of the worker hop
-itself (V2 request, one FP32 [1, 4] tensor, through shared memory).
+1. scikit-learn serving overhead. The example model (examples/models/sklearn-iris, a
+   LogisticRegression saved with joblib), served with instance_count 1 by a `quiver serve
+   --workers 1 --enable-grpc false` pinned to SERVER_CPU (default 0; its Python worker inherits
+   the pin), and wrk -t1 pinned to CLIENT_CPU (default 1) POSTing one V2 JSON request (FP64
+   [batch, 4]) with keep-alive at 1 connection (latency-bound) and at --connections (the CPU is
+   the limit). The baseline: the same model file's `predict` on the same rows, called in a loop
+   by /usr/bin/python3 (python3-sklearn) in one process pinned to SERVER_CPU, single thread
+   (OMP/OPENBLAS/MKL/NUMEXPR_NUM_THREADS=1, as the workers get). Both get one CPU, so
+   overhead ratio = quiver requests/s ÷ in-process predict calls/s (1.00: serving costs
+   nothing). Also CPU time per request: quiver's server process (all threads) plus its workers,
+   from /proc around each wrk run; for the loop, its own CPU time per call. CPU ratio = the
+   loop's CPU µs per call ÷ quiver's per request: the throughput ratio on an idle machine.
+   Other work disturbs it less than throughput: a busy machine gives a loop that never sleeps
+   a smaller share of its CPU than a server whose threads wake on I/O ("CPU used" shows the
+   shares). Before timing, quiver's answer for each batch is checked against the in-process
+   predict.
+2. Custom models, 1 and 2 instances. One interpreter holds one lock, so a CPU-bound predict()
+   in pure Python runs on one core however many threads call it; Quiver runs one worker process
+   per instance. The model (written into a temporary repository) spends about --work-ms of pure
+   Python per request, served as `cpu-1` (instance_count 1) and `cpu-2` (instance_count 2); a
+   `noop-*` model returns its input: the cost of the worker hop itself (V2 request, one FP32
+   [1, 4] tensor, through shared memory). A second, unpinned server (2 instances need 2 CPUs),
+   unpinned wrk -t1, V1 (cpu-*) or V2 (noop-*) bodies. "worker CPU" is the CPU time the workers
+   used per second of the run: at most 1.0 for one instance, up to 2.0 for two.
 
-Load: wrk -t1 with keep-alive at --connections connections, POSTing one V1 (cpu-*) or V2 (noop-*)
-request body; each figure is the median of --repeats runs of --duration seconds after a warm-up,
-the runs of the different cases interleaved.
+Each figure is the median of --repeats runs of --duration seconds after a warm-up; every round
+runs every case once, in an order rotated from round to round, so a change in the machine's
+other load touches all cases alike. Ratios are of medians from the same run, with the range of
+the per-round ratios. The report gives the load average before and after: compare figures
+within one run only.
 
-"worker CPU" is the CPU time the workers used per second of the run (from /proc): at most 1.0
-for one instance, up to 2.0 for two, whatever else the machine runs.
-
-Usage: bench/python_bench.py [--quiver build/bin/quiver] [--duration 10] [--repeats 3]
-                             [--connections 4] [--work-ms 5] [--nice N] [--append]
---append adds the report to bench/python_bench.md. Needs wrk (scripts/setup.sh --bench).
+Usage: bench/python_bench.py [--quiver build/bin/quiver] [--duration 10] [--repeats 5]
+                             [--connections 4] [--batches "1 32"] [--work-ms 5] [--nice N]
+                             [--no-sklearn] [--no-custom] [--append]
+--append adds the report to docs/benchmarks.md. Env SERVER_CPU / CLIENT_CPU choose the CPUs.
+Needs wrk and taskset (scripts/setup.sh --bench), python3-sklearn and python3-joblib
+(scripts/setup.sh).
 """
 import argparse
 import json
 import os
 import pathlib
+import random
 import re
+import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "lib" / "post.lua"
-REPORT = ROOT / "bench" / "python_bench.md"
+REPORT = ROOT / "docs" / "benchmarks.md"
+SKLEARN_MODEL = ROOT / "examples" / "models" / "sklearn-iris" / "model.joblib"
+PYTHON = "/usr/bin/python3"  # Debian's, with python3-sklearn: what the workers embed
+SERVER_CPU = os.environ.get("SERVER_CPU", "0")
+CLIENT_CPU = os.environ.get("CLIENT_CPU", "1")
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                               "NUMEXPR_NUM_THREADS")}
 
 CPU_MODEL = '''
 from kserve import Model
@@ -75,9 +106,43 @@ class Noop(Model):
                              [InferOutput("output-0", list(x.shape), "FP32", x)])
 '''
 
+# The in-process baseline: one process, pinned like the server, that loads the model once and
+# then, for each line {"x": rows, "seconds": s} on stdin, calls predict(x) in a loop for s
+# seconds and answers one JSON line on stdout.
+SKLEARN_LOOP = '''
+import json, sys, time
+import joblib, numpy as np, sklearn
+model = joblib.load(sys.argv[1])
+print(json.dumps({"sklearn": sklearn.__version__, "numpy": np.__version__,
+                  "estimator": type(model).__name__}), flush=True)
+for line in sys.stdin:
+    job = json.loads(line)
+    x = np.asarray(job["x"], dtype=np.float64)
+    prediction = model.predict(x).tolist()
+    for _ in range(100):
+        model.predict(x)
+    calls = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall < job["seconds"]:
+        for _ in range(16):
+            model.predict(x)
+        calls += 16
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(json.dumps({"calls_per_s": calls / wall, "cpu_us": cpu * 1e6 / calls,
+                      "prediction": prediction}), flush=True)
+'''
+
 V1_BODY = {"instances": [[6.8, 2.8, 4.8, 1.4]]}
 V2_BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
                        "data": [6.8, 2.8, 4.8, 1.4]}]}
+
+
+def note(msg):
+    print(f"python_bench: {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg():
+    return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
 
 
 def spin(iterations):
@@ -99,7 +164,7 @@ def calibrate(work_ms):
         n *= 2
 
 
-def write_repo(repo, iterations):
+def write_custom_repo(repo, iterations):
     for name, source, instances, params in (
             ("cpu-1", CPU_MODEL, 1, {"iterations": iterations}),
             ("cpu-2", CPU_MODEL, 2, {"iterations": iterations}),
@@ -114,47 +179,126 @@ def write_repo(repo, iterations):
         (folder / "config.yaml").write_text(config)
 
 
-def start_server(command, repo):
-    proc = subprocess.Popen(
-        command + ["serve", "--model-repository", str(repo), "--host", "127.0.0.1",
-         "--http-port", "0", "--grpc-port", "0", "--builtin-models", "none"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # The port is in the first log lines; read them until it shows.
-    port = None
-    deadline = time.time() + 30
-    lines = []
-    while port is None and time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"HTTP server listening on [^ ]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-    if port is None:
-        proc.kill()
-        sys.exit("quiver serve did not start:\n" + "".join(lines))
-    # Drain the rest of the log so the server never blocks on a full pipe.
-    import threading
+def write_sklearn_repo(repo):
+    folder = repo / "sklearn-iris"
+    folder.mkdir(parents=True)
+    shutil.copy(SKLEARN_MODEL, folder / "model.joblib")
+    (folder / "config.yaml").write_text("format: sklearn\ninstance_count: 1\n")
 
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
-    while time.time() < deadline + 60:
-        try:
-            with urllib.request.urlopen(url + "/v2/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    sys.exit("quiver serve did not become ready")
+
+def iris_rows(batch):
+    """`batch` rows of iris-like measurements (fixed seed), the same for server and loop."""
+    rng = random.Random(batch)
+    ranges = ((4.3, 7.9), (2.0, 4.4), (1.0, 6.9), (0.1, 2.5))
+    return [[round(rng.uniform(lo, hi), 1) for lo, hi in ranges] for _ in range(batch)]
+
+
+class Server:
+    """A `quiver serve` on free ports (port 0, read from its log), optionally pinned."""
+
+    def __init__(self, quiver, repo, flags, cpu=None):
+        cmd = [quiver, "serve", "--model-repository", str(repo), "--host", "127.0.0.1",
+               "--http-port", "0", "--grpc-port", "0", "--builtin-models", "none", *flags]
+        if cpu is not None:
+            cmd = ["taskset", "-c", cpu, *cmd]  # taskset execs: the pid is quiver's
+        self.command = cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+        self.log, self.port = [], None
+        got_port = threading.Event()
+
+        def read():  # keep draining, so the server never blocks on a full pipe
+            for line in self.proc.stderr:
+                self.log.append(line)
+                m = re.search(r"HTTP server listening on [^ ]+:(\d+)", line)
+                if m and self.port is None:
+                    self.port = int(m.group(1))
+                    got_port.set()
+            got_port.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not got_port.wait(60) or self.port is None:
+            self.stop()
+            sys.exit("python_bench: quiver serve did not start:\n" + "".join(self.log))
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 300  # Python workers import numpy/sklearn: slow on a busy box
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/v2/health/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        sys.exit("python_bench: quiver serve did not become ready:\n" + "".join(self.log))
+
+    def cpu_seconds(self):
+        """(server process, all threads; its children, the Python workers), user + system."""
+        server, workers = 0, 0
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            ticks = int(fields[11]) + int(fields[12])
+            if int(entry.name) == self.proc.pid:
+                server += ticks
+            elif int(fields[1]) == self.proc.pid:
+                workers += ticks
+        hz = os.sysconf("SC_CLK_TCK")
+        return server / hz, workers / hz
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class SklearnLoop:
+    """The in-process baseline process (SKLEARN_LOOP), pinned to `cpu`."""
+
+    def __init__(self, model_file, cpu):
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", cpu, PYTHON, "-c", SKLEARN_LOOP, str(model_file)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **ONE_THREAD})
+        self.versions = self._answer()
+
+    def _answer(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit("python_bench: the in-process sklearn loop exited")
+        return json.loads(line)
+
+    def run(self, rows, seconds):
+        self.proc.stdin.write(json.dumps({"x": rows, "seconds": seconds}) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def post(url, body):
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as r:
+    with urllib.request.urlopen(request, timeout=60) as r:
         return json.loads(r.read())
 
 
@@ -174,143 +318,236 @@ def set_autogroup_nice(level):
         return None
 
 
-def worker_cpu_seconds(server_pid):
-    """CPU time (user + system) used so far by the server's children, the python workers."""
-    total = 0
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == server_pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(url, body_file, connections, seconds, server_pid=None):
-    cpu_before = worker_cpu_seconds(server_pid) if server_pid else 0.0
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA), url],
-        env={**os.environ, "BENCH_BODY_FILE": str(body_file)}, capture_output=True, text=True,
-        check=True).stdout
+def run_wrk(url, body_file, connections, seconds, server=None, cpu=None):
+    before = server.cpu_seconds() if server else (0.0, 0.0)
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA), url]
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu, *cmd]
+    out = subprocess.run(cmd, env={**os.environ, "BENCH_BODY_FILE": str(body_file)},
+                         capture_output=True, text=True, check=True).stdout
     m = re.search(r"BENCH_RESULT (.*)", out)
     if not m:
-        sys.exit("wrk printed no result:\n" + out)
-    fields = dict(kv.split("=") for kv in m.group(1).split())
-    fields = {k: int(v) for k, v in fields.items()}
+        sys.exit("python_bench: wrk printed no result:\n" + out)
+    fields = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
     errors = sum(fields[k] for k in ("connect", "read", "write", "status", "timeout"))
     wall = fields["duration_us"] / 1e6
-    cores = (worker_cpu_seconds(server_pid) - cpu_before) / wall if server_pid else 0.0
-    return {"rps": fields["requests"] / wall, "worker_cores": cores,
+    after = server.cpu_seconds() if server else (0.0, 0.0)
+    requests = max(fields["requests"], 1)
+    return {"rps": fields["requests"] / wall,
+            "worker_cores": (after[1] - before[1]) / wall,
+            "server_us": (after[0] - before[0]) * 1e6 / requests,
+            "worker_us": (after[1] - before[1]) * 1e6 / requests,
             "p50_ms": fields["p50_us"] / 1000.0, "p99_ms": fields["p99_us"] / 1000.0,
             "errors": errors}
 
 
+def rng(values, fmt="{:.1f}"):
+    return f"{fmt.format(min(values))}–{fmt.format(max(values))}"
+
+
+def med(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def sklearn_report(args, results, versions):
+    lines = [f"scikit-learn {versions['sklearn']} ({versions['estimator']} from "
+             f"examples/models/sklearn-iris), numpy {versions['numpy']}; server and its worker "
+             f"on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}, in-process loop on CPU "
+             f"{SERVER_CPU}, one thread; V2 JSON, FP64 [batch, 4]:", "",
+             "| batch | path | calls or req/s (median, min–max) | p50 ms | CPU µs/req: server + "
+             "worker = total | CPU used (cores) | ÷ in-process (req/s; per-round range) | "
+             "CPU ratio (in-process ÷ quiver) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for batch in args.batches:
+        loop = results[("sk-loop", batch)]
+        rates = [r["calls_per_s"] for r in loop]
+        base, base_cpu = statistics.median(rates), med(loop, "cpu_us")
+        used = statistics.median(r["calls_per_s"] * r["cpu_us"] / 1e6 for r in loop)
+        lines.append(f"| {batch} | sklearn `predict` in-process | {base:,.0f} "
+                     f"({rng(rates, '{:,.0f}')}) | | {base_cpu:.0f} (the loop) | {used:.2f} | "
+                     f"1.00 | 1.00 |")
+        for c in args.sk_connections:
+            runs = results[("sk-quiver", batch, c)]
+            rps = [r["rps"] for r in runs]
+            per_round = [r["rps"] / l["calls_per_s"] for r, l in zip(runs, loop)]
+            server_us, worker_us = med(runs, "server_us"), med(runs, "worker_us")
+            total = statistics.median(r["server_us"] + r["worker_us"] for r in runs)
+            used = statistics.median(r["rps"] * (r["server_us"] + r["worker_us"]) / 1e6
+                                     for r in runs)
+            lines.append(
+                f"| {batch} | quiver REST, {c} conn. | {statistics.median(rps):,.0f} "
+                f"({rng(rps, '{:,.0f}')}) | {med(runs, 'p50_ms'):.2f} | {server_us:.0f} + "
+                f"{worker_us:.0f} = {total:.0f} | {used:.2f} | "
+                f"**{statistics.median(rps) / base:.2f}** ({rng(per_round, '{:.2f}')}) | "
+                f"**{base_cpu / total:.2f}** |")
+    return lines
+
+
+def custom_report(args, results, iterations):
+    lines = [f"Custom models, server, workers and wrk unpinned; cpu-*: {iterations} loop turns "
+             f"of pure Python per request (~{args.work_ms:g} ms):", "",
+             "| model | instances | connections | req/s (median, min–max) | vs 1 instance | "
+             "worker CPU (cores) | p50 ms | p99 ms | errors |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    base = results[("custom", "cpu-1", args.connections)]
+    for case in custom_cases(args):
+        _, model, connections, _ = case
+        runs = results[case[:3]]
+        rps = [r["rps"] for r in runs]
+        speedup = ""
+        if model.startswith("cpu"):
+            per_round = [r["rps"] / b["rps"] for r, b in zip(runs, base)]
+            speedup = f"{statistics.median(rps) / med(base, 'rps'):.2f}× ({rng(per_round, '{:.2f}')})"
+        lines.append(f"| {model} | {model.split('-')[1]} | {connections} | "
+                     f"{statistics.median(rps):,.1f} ({rng(rps)}) | {speedup} | "
+                     f"{med(runs, 'worker_cores'):.2f} | {med(runs, 'p50_ms'):.2f} | "
+                     f"{med(runs, 'p99_ms'):.2f} | {sum(r['errors'] for r in runs)} |")
+    return lines
+
+
+def custom_cases(args):
+    c = args.connections
+    return [("custom", "cpu-1", c, "v1"), ("custom", "cpu-2", c, "v1"),
+            ("custom", "noop-1", 1, "v2"), ("custom", "noop-1", c, "v2"),
+            ("custom", "noop-2", c, "v2")]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quiver", default=str(ROOT / "build" / "bin" / "quiver"))
+    parser.add_argument("--quiver", default=os.environ.get("QUIVER",
+                                                           str(ROOT / "build" / "bin" / "quiver")))
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--batches", default="1 32", help="sklearn batch sizes")
     parser.add_argument("--work-ms", type=float, default=5.0)
     parser.add_argument("--nice", type=int, default=0,
-                        help="run the server, its workers and wrk at this nice level (and this "
-                             "session's scheduler autogroup too, restored at exit), e.g. -20 as "
-                             "root on a machine other work keeps busy")
-    parser.add_argument("--append", action="store_true")
+                        help="run the servers, their workers, wrk and the in-process loop at "
+                             "this nice level (and this session's scheduler autogroup too, "
+                             "restored at exit), e.g. -20 as root on a machine other work keeps "
+                             "busy")
+    parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument("--no-custom", action="store_true")
+    parser.add_argument("--append", action="store_true",
+                        help="append the report to docs/benchmarks.md")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("python_bench: needs wrk (scripts/setup.sh --bench)")
+    args.batches = [int(b) for b in args.batches.split()]
+    args.sk_connections = sorted({1, args.connections})
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"python_bench: needs {tool} (scripts/setup.sh --bench)")
+    if not os.access(args.quiver, os.X_OK):
+        sys.exit(f"python_bench: {args.quiver} not found; build first")
+    if args.no_sklearn and args.no_custom:
+        sys.exit("python_bench: nothing to run")
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so the finally below stops what this script started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
 
     autogroup_old = None
     if args.nice:
         # This process too: the calibration below must run at the workers' priority, and the
-        # server, its workers and wrk inherit the level.
+        # servers, their workers, wrk and the loop inherit the level.
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
         autogroup_old = set_autogroup_nice(args.nice)
-    load_before = os.getloadavg()[0]
-    iterations = calibrate(args.work_ms)
+    load_before = loadavg()
+    started = time.gmtime()
+    iterations = calibrate(args.work_ms) if not args.no_custom else 0
     work = pathlib.Path(tempfile.mkdtemp(prefix="quiver-python-bench."))
-    proc = None
+    servers, loop = [], None
     try:
-        write_repo(work / "repo", iterations)
-        (work / "v1.json").write_text(json.dumps(V1_BODY))
-        (work / "v2.json").write_text(json.dumps(V2_BODY))
-        proc, url = start_server([args.quiver], work / "repo")
-        cases = [("cpu-1", "v1.json", args.connections), ("cpu-2", "v1.json", args.connections),
-                 ("noop-1", "v2.json", 1), ("noop-1", "v2.json", args.connections),
-                 ("noop-2", "v2.json", args.connections)]
-        paths = {}
-        for model, body, connections in cases:
-            path = (f"/v1/models/{model}:predict" if body == "v1.json"
-                    else f"/v2/models/{model}/infer")
-            paths[model] = path
-            answer = post(url + path, json.loads((work / body).read_text()))
-            assert "predictions" in answer or "outputs" in answer, answer
-            run_wrk(url + path, work / body, connections, args.warmup)
-        # Rounds alternate the cases, so a change in the machine's other load during the run
-        # touches all of them alike rather than one.
+        cases, targets = [], {}  # case -> a function running it once
+        if not args.no_sklearn:
+            write_sklearn_repo(work / "sk-repo")
+            sk = Server(args.quiver, work / "sk-repo",
+                        ["--workers", "1", "--enable-grpc", "false"], cpu=SERVER_CPU)
+            servers.append(sk)
+            loop = SklearnLoop(SKLEARN_MODEL, SERVER_CPU)
+            url = sk.url + "/v2/models/sklearn-iris/infer"
+            for batch in args.batches:
+                rows = iris_rows(batch)
+                body = {"inputs": [{"name": "input-0", "shape": [batch, 4], "datatype": "FP64",
+                                    "data": [v for row in rows for v in row]}]}
+                body_file = work / f"sk-{batch}.json"
+                body_file.write_text(json.dumps(body, separators=(",", ":")))
+                expected = loop.run(rows, 0.1)["prediction"]
+                got = post(url, body)["outputs"][0]["data"]
+                if got != expected:
+                    sys.exit(f"python_bench: quiver answered {got} for batch {batch}, "
+                             f"sklearn in-process {expected}")
+                cases.append(("sk-loop", batch))
+                targets[("sk-loop", batch)] = (
+                    lambda rows=rows: loop.run(rows, args.duration))
+                for c in args.sk_connections:
+                    run_wrk(url, body_file, c, args.warmup, cpu=CLIENT_CPU)
+                    cases.append(("sk-quiver", batch, c))
+                    targets[("sk-quiver", batch, c)] = (
+                        lambda b=body_file, c=c: run_wrk(url, b, c, args.duration, sk,
+                                                         CLIENT_CPU))
+        if not args.no_custom:
+            write_custom_repo(work / "custom-repo", iterations)
+            (work / "v1.json").write_text(json.dumps(V1_BODY))
+            (work / "v2.json").write_text(json.dumps(V2_BODY))
+            custom = Server(args.quiver, work / "custom-repo", [])
+            servers.append(custom)
+            for case in custom_cases(args):
+                _, model, connections, protocol = case
+                path = (f"/v1/models/{model}:predict" if protocol == "v1"
+                        else f"/v2/models/{model}/infer")
+                body = work / f"{protocol}.json"
+                answer = post(custom.url + path, json.loads(body.read_text()))
+                assert "predictions" in answer or "outputs" in answer, answer
+                run_wrk(custom.url + path, body, connections, args.warmup)
+                cases.append(case[:3])
+                targets[case[:3]] = (
+                    lambda p=path, b=body, c=connections: run_wrk(custom.url + p, b, c,
+                                                                  args.duration, custom))
         results = {case: [] for case in cases}
-        for _ in range(args.repeats):
-            for case in cases:
-                model, body, connections = case
-                results[case].append(run_wrk(url + paths[model], work / body, connections,
-                                             args.duration, proc.pid))
-        runs = []
-        for case in cases:
-            model, _, connections = case
-            rps = [r["rps"] for r in results[case]]
-            row = {"model": model, "connections": connections,
-                   "rps": statistics.median(rps), "min": min(rps), "max": max(rps),
-                   "p50_ms": statistics.median(r["p50_ms"] for r in results[case]),
-                   "p99_ms": statistics.median(r["p99_ms"] for r in results[case]),
-                   "cores": statistics.median(r["worker_cores"] for r in results[case]),
-                   "errors": sum(r["errors"] for r in results[case])}
-            runs.append(row)
-            print(f"{model:7s} c={connections}: {row['rps']:8.1f} req/s "
-                  f"({row['min']:.1f}-{row['max']:.1f})  p50 {row['p50_ms']:.2f} ms  "
-                  f"p99 {row['p99_ms']:.2f} ms  worker CPU {row['cores']:.2f} cores  "
-                  f"errors {row['errors']}", file=sys.stderr)
+        for rnd in range(args.repeats):
+            note(f"round {rnd + 1} of {args.repeats} (load average {loadavg()})")
+            k = rnd % len(cases)
+            for case in cases[k:] + cases[:k]:
+                results[case].append(targets[case]())
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        if loop is not None:
+            loop.stop()
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
         if autogroup_old is not None:
             set_autogroup_nice(autogroup_old)
+    load_after = loadavg()
 
-    base = next(r["rps"] for r in runs if r["model"] == "cpu-1")
-    lines = [
-        f"### {time.strftime('%Y-%m-%d')}: Python model throughput, 1 and 2 instances",
-        "",
-        f"`bench/python_bench.py --duration {args.duration} --repeats {args.repeats} "
-        f"--connections {args.connections} --work-ms {args.work_ms:g} --nice {args.nice}`; "
-        f"{os.cpu_count()} CPUs (`nproc`: {len(os.sched_getaffinity(0))}), server, workers and "
-        f"wrk unpinned; "
-        f"cpu-*: {iterations} loop turns of pure Python per request (~{args.work_ms:g} ms). "
-        f"Load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}.",
-        "",
-        "| model | instances | connections | req/s (median, min-max) | vs 1 instance | "
-        "worker CPU (cores) | p50 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in runs:
-        instances = r["model"].split("-")[1]
-        speedup = f"{r['rps'] / base:.2f}x" if r["model"].startswith("cpu") else ""
-        lines.append(f"| {r['model']} | {instances} | {r['connections']} | {r['rps']:.1f} "
-                     f"({r['min']:.1f}-{r['max']:.1f}) | {speedup} | {r['cores']:.2f} | "
-                     f"{r['p50_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} | {r['errors']} |")
+    st = os.stat(args.quiver)
+    command = " ".join(shlex.quote(a) for a in ["bench/python_bench.py", *sys.argv[1:]])
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("SERVER_CPU", "CLIENT_CPU")
+                   if k in os.environ)
+    lines = [f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', started)}: "
+             "bench/python_bench.py", "",
+             f"- Command: `{(env + ' ') if env else ''}{command}` ({args.repeats} rounds of "
+             f"{args.duration} s runs, cases interleaved; nice {args.nice})",
+             f"- Machine: {os.cpu_count()} CPUs, Linux {os.uname().release}; load average "
+             f"before {load_before}, after {load_after}",
+             f"- quiver: {args.quiver} ({st.st_size} bytes, modified "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(st.st_mtime))})", ""]
+    errors = 0
+    if not args.no_sklearn:
+        lines += sklearn_report(args, results, loop.versions) + [""]
+        errors += sum(r["errors"] for case in cases if case[0] == "sk-quiver"
+                      for r in results[case])
+    if not args.no_custom:
+        lines += custom_report(args, results, iterations) + [""]
+        errors += sum(r["errors"] for case in cases if case[0] == "custom"
+                      for r in results[case])
+    lines.append(f"Errors: {errors} (non-2xx answers and socket errors over all wrk runs).")
     report = "\n".join(lines) + "\n"
     print(report)
     if args.append:
         with open(REPORT, "a", encoding="utf-8") as f:
             f.write("\n" + report)
-    return 0 if all(r["errors"] == 0 for r in runs) else 1
+        note(f"appended to {REPORT.relative_to(ROOT)}")
+    return 0 if errors == 0 else 1
 
 
 if __name__ == "__main__":

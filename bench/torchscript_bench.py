@@ -31,11 +31,11 @@
    model (the script fails if it is). Median of STARTUP_RUNS, with the min-max spread.
 
 This is a shared 2-CPU virtual machine: compare figures within one run, never across runs. The
-report prints the load average at the start and end.
+report prints the load average at the start and end; --append adds it to docs/benchmarks.md.
 
 Usage: bench/torchscript_bench.py [options]
   -d, --duration SECONDS   length of each timed run          (env DURATION, default 5)
-  -r, --repeats N          runs per cell                     (env REPEATS, default 3)
+  -r, --repeats N          runs per cell                     (env REPEATS, default 5)
   -b, --batches "1 32"     batch sizes                       (env BATCHES, default "1 32")
   -c, --connections "1 8"  wrk connection counts             (env CONNECTIONS, default "1 8")
       --startup-runs N     start-up measurements per config  (env STARTUP_RUNS, default 5)
@@ -45,6 +45,7 @@ Usage: bench/torchscript_bench.py [options]
                            e.g. -20 as root on a machine other work keeps busy; with autogroup
                            scheduling also the level of this session's group, restored at exit)
       --no-throughput / --no-startup   skip a part
+      --append             also append the report to docs/benchmarks.md
 Env SERVER_CPU / CLIENT_CPU choose the CPUs. Needs wrk, taskset (scripts/setup.sh --bench) and
 Debian's python3-torch, python3-numpy, python3-requests.
 """
@@ -53,6 +54,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -68,6 +70,8 @@ import requests
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "benchmarks.md"
+PYTHON = "/usr/bin/python3"  # Debian's, with python3-torch
 MLP = ROOT / "examples" / "models" / "torchscript-mlp"
 ADD_SUB_BODY = ROOT / "bench" / "lib" / "add_sub_request.json"
 LISTEN_RE = re.compile(r"HTTP server listening on [^ ]+:(\d+)")
@@ -258,7 +262,7 @@ def run_wrk(lua, url, body, header_length, connections, seconds, server=None):
 
 
 def run_python_loop(batch, seconds):
-    out = subprocess.run(["taskset", "-c", SERVER_CPU, sys.executable, "-c", TORCH_LOOP,
+    out = subprocess.run(["taskset", "-c", SERVER_CPU, PYTHON, "-c", TORCH_LOOP,
                           str(MLP / "model.pt"), str(batch), str(seconds)],
                          capture_output=True, text=True, check=True).stdout
     return float(re.search(r"calls_per_s=([\d.]+)", out).group(1))
@@ -396,7 +400,7 @@ def startup(args, tmp):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("-d", "--duration", type=float, default=float(os.environ.get("DURATION", 5)))
-    p.add_argument("-r", "--repeats", type=int, default=int(os.environ.get("REPEATS", 3)))
+    p.add_argument("-r", "--repeats", type=int, default=int(os.environ.get("REPEATS", 5)))
     p.add_argument("-b", "--batches", default=os.environ.get("BATCHES", "1 32"))
     p.add_argument("-c", "--connections", default=os.environ.get("CONNECTIONS", "1 8"))
     p.add_argument("--startup-runs", type=int, default=int(os.environ.get("STARTUP_RUNS", 5)))
@@ -405,6 +409,7 @@ def main():
     p.add_argument("--nice", type=int, default=int(os.environ.get("BENCH_NICE", 0)))
     p.add_argument("--no-throughput", action="store_true")
     p.add_argument("--no-startup", action="store_true")
+    p.add_argument("--append", action="store_true")
     args = p.parse_args()
     args.batches = [int(b) for b in args.batches.split()]
     args.connections = [int(c) for c in args.connections.split()]
@@ -417,6 +422,9 @@ def main():
     for binary in [args.quiver] + ([] if args.no_throughput else [args.predict_bench]):
         if not os.access(binary, os.X_OK):
             sys.exit(f"torchscript_bench: {binary} not found; build first")
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so every server this script started is stopped.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
 
     autogroup_old = None
     if args.nice != 0:
@@ -439,10 +447,20 @@ def main():
 
 
 def run(args):
-    report = [f"### TorchScript runtime ({time.strftime('%Y-%m-%d %H:%M')})", "",
-              f"torch {torch.__version__}; server on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}; "
-              f"{args.repeats} runs of {args.duration} s per cell; nice {args.nice}; load average "
-              f"at start {' '.join(loadavg())}.", ""]
+    st = os.stat(args.quiver)
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("SERVER_CPU", "CLIENT_CPU")
+                   if k in os.environ)
+    command = " ".join(shlex.quote(a) for a in ["bench/torchscript_bench.py", *sys.argv[1:]])
+    report = [f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+              "bench/torchscript_bench.py", "",
+              f"- Command: `{(env + ' ') if env else ''}{command}`",
+              f"- quiver: {args.quiver} ({st.st_size} bytes, modified "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(st.st_mtime))}); predict bench "
+              f"{args.predict_bench}",
+              f"- torch {torch.__version__}; server on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}; "
+              f"{args.repeats} runs of {args.duration} s per cell; nice {args.nice}; "
+              f"{os.cpu_count()} CPUs, Linux {os.uname().release}; load average at start "
+              f"{' '.join(loadavg())}", ""]
     with tempfile.TemporaryDirectory(prefix="torchscript_bench.") as tmp:
         tmp = pathlib.Path(tmp)
         if not args.no_throughput:
@@ -452,7 +470,12 @@ def run(args):
             report += [f"Start-up and memory ({args.startup_runs} runs each):", "",
                        startup(args, tmp), ""]
     report.append(f"Load average at end {' '.join(loadavg())}.")
-    print("\n".join(report))
+    text = "\n".join(report) + "\n"
+    print(text)
+    if args.append:
+        with open(REPORT, "a", encoding="utf-8") as f:
+            f.write("\n" + text)
+        note(f"appended to {REPORT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

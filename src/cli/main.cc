@@ -1,6 +1,7 @@
 // The `quiver` binary: one executable, sub-commands per job.
 #include <CLI/CLI.hpp>
 
+#include "cli/bench_command.h"
 #include "cli/serve_command.h"
 
 int main(int argc, char** argv) {
@@ -8,6 +9,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", QUIVER_VERSION);
   quiver::AddServeCommand(app);
+  quiver::AddBenchCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -14,7 +14,10 @@ build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev li
 runtime_packages=(python3 python3-numpy python3-sklearn python3-joblib)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
   python3-protobuf python3-torch python3-sklearn python3-joblib curl procps)
-bench_packages=(wrk nginx-light util-linux curl)
+# python3-xgboost/numpy: bench/batching_bench.py's in-process baseline; python3-grpcio/protobuf:
+# bench/protocol_bench.py's gRPC answer check; binutils (nm, readelf): its batch-size uprobe.
+bench_packages=(wrk nginx-light util-linux curl python3-xgboost python3-numpy python3-grpcio
+  python3-protobuf binutils)
 
 want=("${build_packages[@]}" "${runtime_packages[@]}")
 build=1

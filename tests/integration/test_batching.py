@@ -55,8 +55,8 @@ parameters: {sleep_us: 50000}
     took = time.time() - t
     assert len(set(ids)) == 64
     # One instance, 50 ms per execution: unbatched 64 requests take 3.2 s; batched, a few
-    # executions of up to 32 items.
-    assert took < 1.2, took
+    # executions of up to 32 items (the bound leaves room for a busy machine).
+    assert took < 2.0, took
 
 
 def test_requests_of_several_items_share_a_batch_up_to_the_maximum(start_server, tmp_path):
@@ -64,10 +64,11 @@ def test_requests_of_several_items_share_a_batch_up_to_the_maximum(start_server,
 format: sleep
 max_batch_size: 8
 dynamic_batching: {max_queue_delay_microseconds: 20000}
-parameters: {sleep_us: 100000}
+parameters: {sleep_us: 200000}
 """)
     s = start_server(["--model-repository", str(repo), "--builtin-models", "none"])
-    # 8 requests of 3 rows: at most 2 fit a batch of 8 items -> 4 executions of 100 ms.
+    # 8 requests of 3 rows: at most 2 fit a batch of 8 items -> 4 executions of 200 ms (0.8 s);
+    # unbatched it would be 8 (1.6 s).
     t = time.time()
     results = concurrent(8, lambda i: infer(s, "slow", 3, start=i * 100))
     took = time.time() - t
@@ -76,7 +77,7 @@ parameters: {sleep_us: 100000}
         assert r.json()["outputs"][0]["shape"] == [3, 2]
         np.testing.assert_array_equal(
             np.array(r.json()["outputs"][0]["data"], dtype=np.float32), data.ravel())
-    assert 0.35 < took < 0.9, took
+    assert 0.75 < took < 1.4, took
     r, _ = infer(s, "slow", 9)
     assert r.status_code == 400
     assert "more than the model's max_batch_size of 8" in r.json()["error"]
@@ -115,20 +116,21 @@ parameters: {sleep_us: 400000}
 
 
 def test_batching_flags_apply_to_models_without_their_own(start_server, tmp_path):
-    repo = sleep_repo(tmp_path, "slow", "format: sleep\nparameters: {sleep_us: 50000}\n")
+    repo = sleep_repo(tmp_path, "slow", "format: sleep\nparameters: {sleep_us: 100000}\n")
     s = start_server(["--model-repository", str(repo), "--builtin-models", "none",
                       "--max-batch-size", "16", "--max-latency", "5"])
     t = time.time()
     results = concurrent(32, lambda i: infer(s, "slow", 1, start=i)[0])
     assert all(r.status_code == 200 for r in results)
-    assert time.time() - t < 1.0
+    # Unbatched: 32 executions of 100 ms (3.2 s); batched: a few.
+    assert time.time() - t < 2.0
 
 
 def test_kserve_batcher_block_and_v1_instances(start_server, tmp_path):
     repo = sleep_repo(tmp_path, "slow", """
 format: sleep
 batcher: {maxBatchSize: 16, maxLatency: 5}
-parameters: {sleep_us: 50000}
+parameters: {sleep_us: 100000}
 """)
     s = start_server(["--model-repository", str(repo), "--builtin-models", "none"])
 
@@ -140,7 +142,7 @@ parameters: {sleep_us: 50000}
 
     t = time.time()
     concurrent(32, one)
-    assert time.time() - t < 1.0
+    assert time.time() - t < 2.0  # unbatched: 32 × 100 ms
 
 
 def test_xgboost_batched_predictions_equal_unbatched(start_server, tmp_path):
@@ -192,7 +194,7 @@ parameters: {sleep_us: 50000}
 
     t = time.time()
     concurrent(32, one)
-    assert time.time() - t < 1.0
+    assert time.time() - t < 2.0  # unbatched: 32 × 100 ms
 
 
 def test_bad_batching_config_fails_the_model_with_the_field(start_server, tmp_path):

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -128,6 +129,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   enum class State { kReading, kHandling, kWriting, kClosed };
+  static constexpr std::uint64_t kLargeBody = 4096;
+  static constexpr std::size_t kBodyReadChunk = 64 * 1024;
 
   void ReadRequest() {
     if (server_->draining.load(std::memory_order_relaxed) && buffer_.size() == 0) {
@@ -162,6 +165,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       beast::error_code wec;
       asio::write(socket_, asio::buffer(kContinue.data(), kContinue.size()), wec);
       if (wec) return Close();
+    }
+    // Beast reads at most the buffer's free space per call (512 bytes at least), and the parser
+    // moves body bytes out of the buffer, so it never grows by itself: without room made here a
+    // 256 KB body arrives in 500 reads of 512 bytes.
+    if (auto length = parser_->content_length(); length && *length > kLargeBody) {
+      buffer_.reserve(buffer_.size() + std::min<std::size_t>(*length, kBodyReadChunk));
     }
     bhttp::async_read(socket_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {

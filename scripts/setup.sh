@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Installs what Quiver needs on Debian 12 (as root), skipping packages already present, then
 # configures and builds. Usage: scripts/setup.sh [--test] [--bench] [--no-build]
-#   --test   also the packages the test suite uses (pytest, requests, xgboost for Python)
+#   --test   also the packages the test suite uses (pytest, requests, xgboost for Python;
+#            prometheus for promtool and a real Prometheus scraping /metrics)
 #   --bench  also the load generator and the nginx baseline used by bench/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libxgboost-dev libgrpc++-dev libprotobuf-dev
-  protobuf-compiler protobuf-compiler-grpc libopencv-dev libtorch-dev libpython3.11-dev)
+  protobuf-compiler protobuf-compiler-grpc libopencv-dev libtorch-dev libpython3.11-dev
+  libcurl4-openssl-dev)
 # What models need at serving time: the Python runtime's workers import numpy, and scikit-learn
-# models are unpickled with joblib.
-runtime_packages=(python3 python3-numpy python3-sklearn python3-joblib)
+# models are unpickled with joblib. libcurl4: trace export and payload-log sinks load it on first
+# use (the -dev package brings it too; named for the runtime image).
+runtime_packages=(python3 python3-numpy python3-sklearn python3-joblib libcurl4)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
-  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps)
+  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps prometheus)
 # python3-xgboost/numpy: bench/batching_bench.py's in-process baseline; python3-grpcio/protobuf:
 # bench/protocol_bench.py's gRPC answer check; binutils (nm, readelf): its batch-size uprobe.
 bench_packages=(wrk nginx-light util-linux curl python3-xgboost python3-numpy python3-grpcio

@@ -38,6 +38,7 @@ InferRequest MergeRequests(const std::vector<std::unique_ptr<InferJob>>& jobs) {
   merged.model_version = first.model_version;
   merged.id = first.id;
   merged.parameters = first.parameters;
+  merged.headers = first.headers;
   for (const Tensor& in : first.inputs) {
     Tensor t;
     t.name = in.name;
@@ -111,13 +112,28 @@ void ExecuteBatch(std::vector<std::unique_ptr<InferJob>>& jobs, Model& model,
     jobs.front()->Run(model, config);
     return;
   }
+  using Clock = std::chrono::steady_clock;
+  const bool timed = jobs.front()->timed;
+  Clock::time_point compute_start, infer_start, infer_end;
+  if (timed) compute_start = Clock::now();
   InferRequest merged = MergeRequests(jobs);
   InferResponse batch;
   batch.model_name = config.name;
   batch.model_version = config.version;
+  if (timed) infer_start = Clock::now();
   Status status = model.Execute(merged, &batch);
+  if (timed) infer_end = Clock::now();
   std::vector<InferResponse> parts;
   if (status.ok()) status = SplitResponse(jobs, batch, &parts);
+  if (timed) {
+    Clock::time_point compute_end = Clock::now();
+    for (auto& job : jobs) {
+      job->compute_start = compute_start;
+      job->infer_start = infer_start;
+      job->infer_end = infer_end;
+      job->compute_end = compute_end;
+    }
+  }
   for (size_t j = 0; j < jobs.size(); ++j) {
     if (!status.ok()) {
       jobs[j]->Complete(status, InferResponse{});

@@ -9,13 +9,19 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/serve_telemetry.h"
 #include "common/logging.h"
 #include "common/system.h"
 #include "http/server.h"
+#include "observe/metrics_registry.h"
+#include "observe/model_metrics.h"
+#include "observe/process_metrics.h"
+#include "observe/telemetry_metrics.h"
 #include "repository/model_config.h"
 #include "repository/model_repository.h"
 #include "runtime/runtime_registry.h"
 #include "server/grpc_frontend.h"
+#include "server/serve_metrics.h"
 #include "server/server_core.h"
 
 #ifndef QUIVER_VERSION
@@ -52,6 +58,8 @@ struct ServeFlags {
   std::vector<std::string> load_models;
   std::string log_level = "info";
   std::string log_format = "text";
+  TelemetryFlags telemetry;
+  bool allow_metrics = true;
 };
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -140,7 +148,19 @@ int RunServe(const ServeFlags& f) {
   if (!f.runtime_dir.empty()) plugin_dirs.emplace_back(f.runtime_dir);
   for (auto& d : RuntimeRegistry::DefaultPluginDirs()) plugin_dirs.push_back(d);
   RuntimeRegistry registry(plugin_dirs);
+  // Metrics outlive the repository: models hold their metric children until released.
+  std::unique_ptr<observe::MetricsRegistry> metrics;
+  std::unique_ptr<observe::InferenceMetrics> inference_metrics;
+  if (f.allow_metrics) {
+    metrics = std::make_unique<observe::MetricsRegistry>();
+    inference_metrics = std::make_unique<observe::InferenceMetrics>(metrics.get());
+  }
   ModelRepository repository(&registry);
+  if (metrics) {
+    repository.SetMetrics(inference_metrics.get());
+    AddModelStateMetrics(metrics.get(), &repository);
+    observe::AddProcessMetrics(metrics.get());
+  }
   if (f.max_batch_size > 0) {
     BatchingConfig b;
     b.max_batch_size = f.max_batch_size;
@@ -157,9 +177,19 @@ int RunServe(const ServeFlags& f) {
     spdlog::error("{}", s.message());
     return 2;
   }
+  // Declared before the frontends so that it outlives every request.
+  auto telemetry = MakeTelemetry(f.telemetry, GetEnv, f.log_format == "json", f.http_port,
+                                 QUIVER_VERSION);
+  if (!telemetry.ok()) {
+    spdlog::error("{}", telemetry.status().message());
+    return 2;
+  }
+  if (metrics) observe::AddTelemetryMetrics(metrics.get(), telemetry->get());
   ServerCore core(&repository, ServerCoreOptions{.server_name = "quiver",
                                                  .server_version = QUIVER_VERSION,
-                                                 .strict_readiness = f.strict_readiness});
+                                                 .strict_readiness = f.strict_readiness,
+                                                 .telemetry = telemetry->get(),
+                                                 .metrics = metrics.get()});
   http::ServerOptions options;
   options.host = f.host;
   options.port = static_cast<uint16_t>(f.http_port);
@@ -211,6 +241,12 @@ int RunServe(const ServeFlags& f) {
   // Run what is queued on model instances, then stop them, while the I/O contexts still exist.
   repository.UnloadAll();
   signal_thread.join();
+  if (*telemetry) {
+    // Spans and payload events still queued get a bounded time to leave.
+    (*telemetry)->Shutdown(std::chrono::steady_clock::now() +
+                           std::min<std::chrono::steady_clock::duration>(drain,
+                                                                         std::chrono::seconds(5)));
+  }
   spdlog::info("stopped");
   return 0;
 }
@@ -293,11 +329,16 @@ void AddServeCommand(CLI::App& app) {
                   "In explicit mode, a model to load at start ('*' for all); repeatable");
   cmd->add_option("--runtime-dir,--runtime_dir", flags->runtime_dir,
                   "Extra directory searched first for runtime plugins (quiver-<name>.so)");
+  cmd->add_option("--allow-metrics,--allow_metrics", flags->allow_metrics,
+                  "Serve Prometheus metrics at GET /metrics on the HTTP port (false: no "
+                  "/metrics, and requests record nothing)")
+      ->capture_default_str();
   cmd->add_option("--log-level,--log_level", flags->log_level,
                   "trace|debug|info|warn|error|off")
       ->capture_default_str();
   cmd->add_option("--log-format,--log_format", flags->log_format, "text|json")
       ->capture_default_str();
+  AddTelemetryFlags(cmd, &flags->telemetry);
   cmd->callback([flags] { throw CLI::RuntimeError(RunServe(*flags)); });
 }
 

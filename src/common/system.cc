@@ -42,12 +42,17 @@ std::string NewUuid() {
   uint64_t hi = gen(), lo = gen();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-  char buf[37];
-  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xffff),
-                static_cast<unsigned>(hi & 0xffff), static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-  return buf;
+  // 8-4-4-4-12 hex digits. Written by hand: snprintf costs several times more, and this runs
+  // per request (response ids, request ids).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  int at = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) ++at;  // skip the dash
+    uint64_t word = i < 16 ? hi : lo;
+    out[at++] = kHex[(word >> (60 - 4 * (i % 16))) & 0xf];
+  }
+  return out;
 }
 
 }  // namespace quiver

@@ -278,6 +278,10 @@ Responder::~Responder() {
 
 void Responder::Send(Response response) {
   std::shared_ptr<Connection> conn = std::move(conn_);
+  if (observer_ != nullptr) {
+    observer_->OnResponse(response);
+    observer_.reset();
+  }
   if (conn) conn->Post(std::move(response));
 }
 

@@ -49,6 +49,14 @@ struct Response {
 
 class Connection;
 
+// Sees a response just before it is sent, on the thread that calls Send (it may add headers).
+// Used for per-request telemetry (access log, tracing, payload logging).
+class ResponseObserver {
+ public:
+  virtual ~ResponseObserver() = default;
+  virtual void OnResponse(Response& response) = 0;
+};
+
 // A one-shot handle to answer one request. Send may be called from any thread, exactly once;
 // a Responder dropped without Send answers 500 so that a client never hangs.
 class Responder {
@@ -62,8 +70,13 @@ class Responder {
 
   void Send(Response response);
 
+  // Attaches the observer Send will call (one per Responder; it is destroyed after the call).
+  void Observe(std::unique_ptr<ResponseObserver> observer) { observer_ = std::move(observer); }
+  ResponseObserver* observer() const { return observer_.get(); }
+
  private:
   std::shared_ptr<Connection> conn_;
+  std::unique_ptr<ResponseObserver> observer_;
 };
 
 using Handler = std::function<void(Request&& request, Responder responder)>;

@@ -78,30 +78,36 @@ std::string Histograms(double count, double queue_s, double compute_s) {
 // request_predict_seconds, whose name names no stage), failures and pending beside them.
 std::string QuiverServe(double success, double queue_s, double input_us, double infer_us,
                         double output_us) {
-  auto n = [](double v) { return std::to_string(v); };
-  const std::string mv = "{model=\"add_sub\",version=\"1\"} ";
-  return "nv_inference_request_success" + mv + n(success) +
-         "\n"
-         "nv_inference_request_failure{model=\"add_sub\",reason=\"REJECTED\",version=\"1\"} 9\n"
-         "nv_inference_count" + mv + n(success * 2) + "\nnv_inference_exec_count" + mv +
-         n(success / 2) + "\nnv_inference_pending_request_count" + mv + "3\n" +
-         "nv_inference_request_duration_us" + mv + "1e9\n" +
-         "nv_inference_queue_duration_us" + mv + n(queue_s * 1e6) + "\n" +
-         "nv_inference_compute_input_duration_us" + mv + n(input_us) + "\n" +
-         "nv_inference_compute_infer_duration_us" + mv + n(infer_us) + "\n" +
-         "nv_inference_compute_output_duration_us" + mv + n(output_us) + "\n" +
-         "nv_inference_request_duration_seconds_bucket{model=\"add_sub\",version=\"1\",le=\"+Inf\"} " +
-         n(success) + "\nnv_inference_request_duration_seconds_sum" + mv + "1000\n" +
-         "nv_inference_request_duration_seconds_count" + mv + n(success) + "\n" +
-         "nv_inference_queue_duration_seconds_bucket{model=\"add_sub\",version=\"1\",le=\"0.001\"} " +
-         n(success) + "\nnv_inference_queue_duration_seconds_bucket{model=\"add_sub\",version=\"1\","
-         "le=\"+Inf\"} " + n(success) + "\nnv_inference_queue_duration_seconds_sum" + mv +
-         n(queue_s) + "\nnv_inference_queue_duration_seconds_count" + mv + n(success) + "\n" +
-         "request_predict_seconds_sum{model_name=\"add_sub\"} " +
-         n((input_us + infer_us + output_us) / 1e6) +
-         "\nrequest_predict_seconds_count{model_name=\"add_sub\"} " + n(success) + "\n" +
-         "nv_model_load_duration_secs" + mv + "0.5\nquiver_model_state{model=\"add_sub\","
-         "state=\"READY\",version=\"1\"} 1\nprocess_cpu_seconds_total 3\n";
+  std::string out;
+  auto line = [&out](const std::string& name, const std::string& labels, double value) {
+    out += name + "{" + labels + "} " + std::to_string(value) + "\n";
+  };
+  const std::string mv = "model=\"add_sub\",version=\"1\"";
+  line("nv_inference_request_success", mv, success);
+  line("nv_inference_request_failure",
+       "model=\"add_sub\",reason=\"REJECTED\",version=\"1\"", 9);
+  line("nv_inference_count", mv, success * 2);
+  line("nv_inference_exec_count", mv, success / 2);
+  line("nv_inference_pending_request_count", mv, 3);
+  line("nv_inference_request_duration_us", mv, 1e9);
+  line("nv_inference_queue_duration_us", mv, queue_s * 1e6);
+  line("nv_inference_compute_input_duration_us", mv, input_us);
+  line("nv_inference_compute_infer_duration_us", mv, infer_us);
+  line("nv_inference_compute_output_duration_us", mv, output_us);
+  line("nv_inference_request_duration_seconds_bucket", mv + ",le=\"+Inf\"", success);
+  line("nv_inference_request_duration_seconds_sum", mv, 1000);
+  line("nv_inference_request_duration_seconds_count", mv, success);
+  line("nv_inference_queue_duration_seconds_bucket", mv + ",le=\"0.001\"", success);
+  line("nv_inference_queue_duration_seconds_bucket", mv + ",le=\"+Inf\"", success);
+  line("nv_inference_queue_duration_seconds_sum", mv, queue_s);
+  line("nv_inference_queue_duration_seconds_count", mv, success);
+  line("request_predict_seconds_sum", "model_name=\"add_sub\"",
+       (input_us + infer_us + output_us) / 1e6);
+  line("request_predict_seconds_count", "model_name=\"add_sub\"", success);
+  line("nv_model_load_duration_secs", mv, 0.5);
+  line("quiver_model_state", "model=\"add_sub\",state=\"READY\",version=\"1\"", 1);
+  out += "process_cpu_seconds_total 3\n";
+  return out;
 }
 
 ServerTimeSnapshot Snap(const std::string& text, const char* model = "add_sub",
@@ -207,7 +213,8 @@ TEST(ServerMetrics, NothingToReportWithoutMetricsOrRequests) {
   EXPECT_FALSE(split.queue_us.has_value());
   EXPECT_FALSE(split.compute_us.has_value());
   // A restarted server (counters went down) gives no average either.
-  EXPECT_FALSE(DiffServerTimes(Snap(Histograms(600, 1, 1)), Snap(Histograms(100, 0.1, 0.1))).queue_us);
+  EXPECT_FALSE(
+      DiffServerTimes(Snap(Histograms(600, 1, 1)), Snap(Histograms(100, 0.1, 0.1))).queue_us);
 }
 
 }  // namespace

@@ -127,7 +127,12 @@ Status ModelRepository::Load(const std::string& name,
     } else {
       auto model = (*runtime)->Load(config);
       if (model.ok()) {
-        servable = std::make_shared<ServableModel>(config, std::move(model).value());
+        // Metric children are resolved here, once; requests reach them through the model.
+        std::shared_ptr<observe::ModelMetrics> model_metrics =
+            metrics_ ? metrics_->ForModel(name, config.version, (*model)->HasExplainer())
+                     : nullptr;
+        servable = std::make_shared<ServableModel>(config, std::move(model).value(),
+                                                   std::move(model_metrics));
       } else {
         status = model.status();
       }

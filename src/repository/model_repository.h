@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "observe/model_metrics.h"
 #include "repository/servable_model.h"
 #include "runtime/runtime_registry.h"
 
@@ -49,6 +50,9 @@ class ModelRepository {
   // Batching for models whose own config does not choose it (from serve's flags). Set before
   // loading.
   void SetDefaultBatching(const BatchingConfig& batching) { default_batching_ = batching; }
+  // Where loaded models get their metrics (null: none). Set before loading; it must outlive
+  // the repository's models.
+  void SetMetrics(observe::InferenceMetrics* metrics) { metrics_ = metrics; }
   void Rescan();
   // Loads every LOADING model, several at a time; returns when all are READY or FAILED.
   void LoadAll();
@@ -78,6 +82,7 @@ class ModelRepository {
   RuntimeRegistry* registry_;
   std::filesystem::path root_;
   BatchingConfig default_batching_;
+  observe::InferenceMetrics* metrics_ = nullptr;
   std::mutex names_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> name_locks_;  // guarded by names_mu_
   std::mutex write_mu_;  // serialises writers; readers never take it

@@ -10,14 +10,17 @@ class ServableModel::OrderedJob : public InferJob {
   OrderedJob(ServableModel* owner, uint64_t seq, std::unique_ptr<InferJob> inner)
       : owner_(owner), seq_(seq), inner_(std::move(inner)) {
     request = std::move(inner_->request);
+    CopyTimes(*inner_, this);
   }
   void Complete(Status status, InferResponse response) override {
     inner_->request = std::move(request);
+    CopyTimes(*this, inner_.get());
     owner_->Deliver(seq_, inner_.release(), std::move(status), std::move(response));
   }
   // The wrapped job, for a request that never got a place in the order.
   std::unique_ptr<InferJob> Unwrap() {
     inner_->request = std::move(request);
+    CopyTimes(*this, inner_.get());
     return std::move(inner_);
   }
 
@@ -25,10 +28,39 @@ class ServableModel::OrderedJob : public InferJob {
   ServableModel* owner_;
   uint64_t seq_;
   std::unique_ptr<InferJob> inner_;
+
+  static void CopyTimes(const ModelJob& from, ModelJob* to) {
+    to->timed = from.timed;
+    to->enqueued = from.enqueued;
+    to->compute_start = from.compute_start;
+    to->infer_start = from.infer_start;
+    to->infer_end = from.infer_end;
+    to->compute_end = from.compute_end;
+  }
 };
 
-ServableModel::ServableModel(ModelConfig config, std::unique_ptr<Model> model)
-    : config_(std::move(config)), model_(std::move(model)), metadata_(model_->metadata()) {
+namespace {
+
+// Items a batch holds: its requests' first dimensions (BatchQueue checked they have one).
+uint64_t BatchItems(const std::vector<std::unique_ptr<InferJob>>& batch) {
+  uint64_t items = 0;
+  for (const auto& job : batch) {
+    const auto& inputs = job->request.inputs;
+    items += inputs.empty() || inputs.front().shape.empty()
+                 ? 1
+                 : static_cast<uint64_t>(inputs.front().shape[0]);
+  }
+  return items;
+}
+
+}  // namespace
+
+ServableModel::ServableModel(ModelConfig config, std::unique_ptr<Model> model,
+                             std::shared_ptr<observe::ModelMetrics> metrics)
+    : config_(std::move(config)),
+      model_(std::move(model)),
+      metrics_(std::move(metrics)),
+      metadata_(model_->metadata()) {
   if (!config_.inputs.empty()) metadata_.inputs = config_.inputs;
   if (!config_.outputs.empty()) metadata_.outputs = config_.outputs;
   // Batching needs a queue, so nothing runs inline then.
@@ -49,12 +81,21 @@ ServableModel::~ServableModel() {
 }
 
 void ServableModel::Submit(std::unique_ptr<ModelJob> job) {
+  // A frontend that traces the request may have stamped it already.
+  const bool stamp = metrics_ && !job->timed;
+  if (stamp) job->timed = true;
   if (inline_allowed_ && job->CanRunInline(*model_)) {
+    // Run stamps `enqueued` with the start of its execution: no queue, no second clock read.
     job->Run(*model_, config_);
+    // Triton counts one inference per request for a model that does not batch.
+    if (metrics_) metrics_->RecordExecution(1);
     return;
   }
+  if (stamp) job->enqueued = std::chrono::steady_clock::now();
   InferJob* tensor_job = batches_ ? job->AsInferJob() : nullptr;
   if (tensor_job == nullptr) {
+    // Counted before the push, so that the instance's decrement never comes first.
+    if (metrics_) metrics_->AddPending(1);
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.push_back(std::move(job));
@@ -78,6 +119,7 @@ void ServableModel::Submit(std::unique_ptr<ModelJob> job) {
     } else {
       status = batches_->Enqueue(infer, BatchQueue::Clock::now());
     }
+    if (status.ok() && metrics_) metrics_->AddPending(1);
   }
   if (!status.ok()) {
     // Rejected at once (queue full, too many items, bad priority): answered here.
@@ -106,7 +148,9 @@ void ServableModel::InstanceLoop() {
       std::unique_ptr<ModelJob> job = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
+      if (metrics_) metrics_->AddPending(-1);
       job->Run(*model_, config_);
+      if (metrics_) metrics_->RecordExecution(1);
       lock.lock();
       continue;
     }
@@ -115,6 +159,7 @@ void ServableModel::InstanceLoop() {
       auto expired = batches_->TakeExpired(now);
       if (!expired.empty()) {
         lock.unlock();
+        if (metrics_) metrics_->AddPending(-static_cast<int64_t>(expired.size()));
         for (auto& job : expired) {
           job->Complete(Unavailable("request to model '" + config_.name +
                                     "' timed out in the queue"),
@@ -127,7 +172,13 @@ void ServableModel::InstanceLoop() {
       auto batch = batches_->NextBatch(now, &wake, /*flush=*/stopping_);
       if (!batch.empty()) {
         lock.unlock();
+        uint64_t items = 0;
+        if (metrics_) {
+          metrics_->AddPending(-static_cast<int64_t>(batch.size()));
+          items = BatchItems(batch);
+        }
         ExecuteBatch(batch, *model_, config_);
+        if (metrics_) metrics_->RecordExecution(items);
         lock.lock();
         continue;
       }

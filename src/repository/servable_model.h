@@ -18,13 +18,16 @@
 
 #include "batching/batch_queue.h"
 #include "batching/infer_job.h"
+#include "observe/model_metrics.h"
 #include "runtime/model.h"
 
 namespace quiver {
 
 class ServableModel {
  public:
-  ServableModel(ModelConfig config, std::unique_ptr<Model> model);
+  // `metrics`, when set, receives executions and queue lengths, and jobs get stage times.
+  ServableModel(ModelConfig config, std::unique_ptr<Model> model,
+                std::shared_ptr<observe::ModelMetrics> metrics = nullptr);
   ~ServableModel();
 
   const ModelConfig& config() const { return config_; }
@@ -35,6 +38,9 @@ class ServableModel {
   void Submit(std::unique_ptr<ModelJob> job);
   // The model itself, for answers that need no scheduling (V1 capabilities).
   const Model& model() const { return *model_; }
+  // This model version's metrics, for the frontends to report requests; null when metrics are
+  // off. Valid as long as this ServableModel.
+  observe::ModelMetrics* metrics() const { return metrics_.get(); }
 
  private:
   class OrderedJob;
@@ -44,6 +50,7 @@ class ServableModel {
 
   const ModelConfig config_;
   const std::unique_ptr<Model> model_;
+  const std::shared_ptr<observe::ModelMetrics> metrics_;
   ModelMetadata metadata_;
   bool inline_allowed_;
 

@@ -19,7 +19,7 @@ class EchoModel : public Model {
   bool TakesV1Json() const override { return true; }
 
   // {"instances": X} or {"inputs": X} -> {"predictions": X}, X unchanged.
-  Status PredictV1(std::string_view body, std::string* response) override {
+  Status PredictV1(std::string_view body, const RequestHeaders*, std::string* response) override {
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element root, payload;
     if (parser.parse(body.data(), body.size(), true).get(root) != simdjson::SUCCESS ||

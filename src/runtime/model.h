@@ -84,15 +84,36 @@ class Model {
     return false;
   }
 
+  // Whether the model reads the request's headers, as KServe models do (preprocess, predict
+  // and postprocess get them). Asked once per request; when true the frontends attach the HTTP
+  // headers (names lower-cased) or the gRPC metadata: InferRequest::headers for tensor
+  // requests, the `headers` argument of PredictV1/ExplainV1. When false nothing is copied.
+  virtual bool WantsHeaders() const { return false; }
+
   // The V1 protocol (`:predict`). Most models take tensors: the server turns `instances` into
   // the batch input and the outputs into `predictions`. A model that wants the V1 JSON body
   // itself (echo; KServe-style Python models that receive dicts) returns true and implements
   // PredictV1, which writes the whole response body (e.g. {"predictions": [...]}).
+  // `headers` is null unless WantsHeaders(). Thread-safe, like Execute.
   virtual bool TakesV1Json() const { return false; }
-  virtual Status PredictV1(std::string_view body, std::string* response) {
+  virtual Status PredictV1(std::string_view body, const RequestHeaders* headers,
+                           std::string* response) {
     (void)body;
+    (void)headers;
     (void)response;
     return Unimplemented("this model does not take V1 JSON");
+  }
+
+  // KServe's V1 `:explain`: a model with an explainer returns true and implements ExplainV1,
+  // which takes the V1 JSON body and writes the whole response body. The server answers 501
+  // for models without one and never calls ExplainV1 then. `headers` as for PredictV1.
+  virtual bool HasExplainer() const { return false; }
+  virtual Status ExplainV1(std::string_view body, const RequestHeaders* headers,
+                           std::string* response) {
+    (void)body;
+    (void)headers;
+    (void)response;
+    return Unimplemented("this model has no explainer");
   }
 };
 
@@ -105,7 +126,9 @@ class Runtime {
 
 // A plugin shared library exports this C symbol; it returns a new Runtime (owned by the caller)
 // or null when `abi_version` differs from the one it was built for.
-inline constexpr int kRuntimeAbiVersion = 2;  // 2: ModelConfig gained batching
+// 2: ModelConfig gained batching. 3: InferRequest::headers; Model::WantsHeaders, HasExplainer,
+// ExplainV1, and PredictV1 takes headers.
+inline constexpr int kRuntimeAbiVersion = 3;
 inline constexpr const char* kRuntimeFactorySymbol = "QuiverCreateRuntime";
 using RuntimeFactoryFn = Runtime* (*)(int abi_version);
 

@@ -8,6 +8,8 @@
 #include "protocol/grpc_codec.h"
 #include "protocol/status_mapping.h"
 #include "runtime/validate.h"
+#include "server/serve_metrics.h"
+#include "server/telemetry_hooks.h"
 
 namespace quiver {
 namespace {
@@ -46,21 +48,51 @@ std::shared_ptr<const ModelEntry> Lookup(ModelRepository* repo, const std::strin
   return entry;
 }
 
+// The call's metadata as KServe hands it to a model (gRPC keys are lower-case already). Only
+// built for models that want it (Model::WantsHeaders).
+std::shared_ptr<const RequestHeaders> HeadersOf(const grpc::CallbackServerContext& ctx) {
+  auto out = std::make_shared<RequestHeaders>();
+  for (const auto& [key, value] : ctx.client_metadata()) {
+    out->emplace_back(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+  }
+  return out;
+}
+
 class GrpcInferJob : public InferJob {
  public:
   GrpcInferJob(grpc::ServerUnaryReactor* reactor, inference::ModelInferResponse* response,
-               bool raw)
-      : reactor_(reactor), response_(response), raw_(raw) {}
+               bool raw, RequestMeter meter)
+      : reactor_(reactor), response_(response), raw_(raw), meter_(meter) {}
 
   void Complete(Status status, InferResponse response) override {
+    const bool model_ok = status.ok();
+    meter_.Encoding();
     if (status.ok()) status = EncodeGrpcResponse(response, raw_, response_);
-    reactor_->Finish(ToGrpc(status));
+    meter_.Finish(*this, model_ok, status.ok());
+    grpc::Status out = ToGrpc(status);
+    if (telemetry_ != nullptr) {
+      CopyPhases(*this, telemetry_.get());
+      // Before Finish: the response message may be gone after it.
+      FinishGrpcTelemetry(telemetry_owner_, std::move(telemetry_), out,
+                          status.ok() ? response_->ByteSizeLong() : 0);
+    }
+    reactor_->Finish(std::move(out));
+  }
+
+  // Telemetry of this call (access log, spans), finished with the call.
+  void SetTelemetry(const observe::Telemetry* owner,
+                    std::unique_ptr<observe::RequestTelemetry> telemetry) {
+    telemetry_owner_ = owner;
+    telemetry_ = std::move(telemetry);
   }
 
  private:
   grpc::ServerUnaryReactor* reactor_;
   inference::ModelInferResponse* response_;
   bool raw_;
+  RequestMeter meter_;
+  const observe::Telemetry* telemetry_owner_ = nullptr;
+  std::unique_ptr<observe::RequestTelemetry> telemetry_;
 };
 
 class Service final : public GRPCInferenceService::CallbackService {
@@ -129,20 +161,31 @@ class Service final : public GRPCInferenceService::CallbackService {
                                        const inference::ModelInferRequest* in,
                                        inference::ModelInferResponse* out) override {
     auto* reactor = ctx->DefaultReactor();
+    const observe::Telemetry* telemetry = core_->options().telemetry;
+    std::unique_ptr<observe::RequestTelemetry> tel;
+    if (telemetry != nullptr) {
+      tel = BeginGrpcTelemetry(*telemetry, ctx, "ModelInfer", in->ByteSizeLong());
+      tel->model_name = in->model_name();
+    }
     grpc::Status status;
     auto entry = Lookup(repo_, in->model_name(), in->model_version(), &status);
-    if (!entry) {
+    if (!entry || entry->state != ModelState::kReady) {
+      if (entry) status = NotReady(*entry);
+      FinishGrpcTelemetry(telemetry, std::move(tel), status, 0);
       reactor->Finish(status);
       return reactor;
     }
-    if (entry->state != ModelState::kReady) {
-      reactor->Finish(NotReady(*entry));
-      return reactor;
+    auto job = std::make_unique<GrpcInferJob>(reactor, out, in->raw_input_contents_size() > 0,
+                                              RequestMeter(entry->servable->metrics()));
+    if (tel != nullptr) {
+      telemetry->OnInference(*tel, entry->name, entry->version, nullptr, {});
+      job->timed = true;
+      job->SetTelemetry(telemetry, std::move(tel));
     }
-    auto job = std::make_unique<GrpcInferJob>(reactor, out, in->raw_input_contents_size() > 0);
     InferRequest& req = job->request;
     req.model_name = entry->name;
     req.model_version = entry->version;
+    if (entry->servable->model().WantsHeaders()) req.headers = HeadersOf(*ctx);
     // Raw inputs borrow `in`'s bytes: gRPC keeps the request alive until Finish.
     Status s = DecodeGrpcRequest(*in, &req);
     if (s.ok()) s = CheckRequest(entry->servable->metadata(), req);
@@ -151,6 +194,7 @@ class Service final : public GRPCInferenceService::CallbackService {
       return reactor;
     }
     if (req.id.empty()) req.id = NewUuid();
+    if (job->timed) job->enqueued = std::chrono::steady_clock::now();
     entry->servable->Submit(std::move(job));
     return reactor;
   }

@@ -3,15 +3,19 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <charconv>
 
 #include "common/system.h"
+#include "observe/prometheus_text.h"
 #include "protocol/cloudevents.h"
 #include "protocol/json_writer.h"
 #include "protocol/status_mapping.h"
 #include "protocol/v1_json.h"
 #include "protocol/v2_json.h"
 #include "runtime/validate.h"
+#include "server/serve_metrics.h"
+#include "server/telemetry_hooks.h"
 
 namespace quiver {
 namespace {
@@ -89,15 +93,30 @@ http::Response MethodNotAllowed(const http::Request& r, std::string_view allowed
   return out;
 }
 
+// The request's headers as KServe hands them to a model: names lower-cased, in arrival order.
+// Only built for models that want them (Model::WantsHeaders).
+std::shared_ptr<const RequestHeaders> HeadersOf(const http::Request& request) {
+  auto out = std::make_shared<RequestHeaders>();
+  for (const auto& field : request.message) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out->emplace_back(std::move(name), std::string(field.value()));
+  }
+  return out;
+}
+
 // Completes an inference over REST (v2 or V1, V1 possibly inside a CloudEvent).
 class RestInferJob : public InferJob {
  public:
   enum class Protocol { kV2, kV1 };
-  RestInferJob(http::Responder responder, Protocol protocol, CloudEventMode ce)
-      : responder_(std::move(responder)), protocol_(protocol), ce_(ce) {}
+  RestInferJob(http::Responder responder, Protocol protocol, CloudEventMode ce, RequestMeter meter)
+      : responder_(std::move(responder)), protocol_(protocol), ce_(ce), meter_(meter) {}
 
   void Complete(Status status, InferResponse response) override {
+    if (responder_.observer() != nullptr) CopyPhases(*this, TelemetryOf(responder_));
     http::Response out;
+    const bool model_ok = status.ok();
+    meter_.Encoding();
     if (status.ok()) {
       out.body.reserve(256);
       if (protocol_ == Protocol::kV2) {
@@ -116,6 +135,7 @@ class RestInferJob : public InferJob {
         }
       }
     }
+    meter_.Finish(*this, model_ok, status.ok());
     responder_.Send(status.ok() ? std::move(out) : Error(status));
   }
 
@@ -123,13 +143,21 @@ class RestInferJob : public InferJob {
   http::Responder responder_;
   Protocol protocol_;
   CloudEventMode ce_;
+  RequestMeter meter_;
 };
 
-// A V1 request for a model that takes the JSON body itself.
+// A V1 request for a model that takes the JSON body itself (:predict), or for its explainer
+// (:explain). `headers` is null unless the model wants them.
 class V1JsonJob : public ModelJob {
  public:
-  V1JsonJob(http::Responder responder, std::string body, CloudEventMode ce)
-      : responder_(std::move(responder)), body_(std::move(body)), ce_(ce) {}
+  V1JsonJob(http::Responder responder, std::string body, CloudEventMode ce, RequestMeter meter,
+            bool explain, std::shared_ptr<const RequestHeaders> headers)
+      : responder_(std::move(responder)),
+        body_(std::move(body)),
+        ce_(ce),
+        meter_(meter),
+        explain_(explain),
+        headers_(std::move(headers)) {}
 
   bool CanRunInline(const Model& model) const override {
     return model.CanRunInline(InferRequest{});
@@ -137,8 +165,14 @@ class V1JsonJob : public ModelJob {
 
   void Run(Model& model, const ModelConfig& config) override {
     http::Response out;
-    Status status = model.PredictV1(body_, &out.body);
+    if (timed) StampComputeStart();
+    Status status = explain_ ? model.ExplainV1(body_, headers_.get(), &out.body)
+                             : model.PredictV1(body_, headers_.get(), &out.body);
+    if (timed) infer_end = compute_end = std::chrono::steady_clock::now();
+    if (responder_.observer() != nullptr) CopyPhases(*this, TelemetryOf(responder_));
+    meter_.Encoding();
     if (!status.ok()) {
+      meter_.Finish(*this, false, false);
       responder_.Send(Error(status));
       return;
     }
@@ -146,6 +180,7 @@ class V1JsonJob : public ModelJob {
       out.body = EncodeCloudEventResponse(ce_, config.name, std::move(out.body), &out.headers,
                                           &out.content_type);
     }
+    meter_.Finish(*this, true, true);
     responder_.Send(std::move(out));
   }
 
@@ -153,6 +188,9 @@ class V1JsonJob : public ModelJob {
   http::Responder responder_;
   std::string body_;
   CloudEventMode ce_;
+  RequestMeter meter_;
+  bool explain_;
+  std::shared_ptr<const RequestHeaders> headers_;
 };
 
 }  // namespace
@@ -163,6 +201,7 @@ ServerCore::ServerCore(ModelRepository* repository, ServerCoreOptions options)
       control_(std::make_unique<ControlQueue>()) {}
 
 void ServerCore::Handle(http::Request&& request, http::Responder responder) {
+  if (options_.telemetry != nullptr) AttachTelemetry(*options_.telemetry, request, responder);
   // HEAD is answered as GET; the HTTP layer leaves the body out.
   std::string_view method = request.method() == "HEAD" ? "GET" : request.method();
   auto seg = PathSegments(request.target());
@@ -226,6 +265,12 @@ void ServerCore::Handle(http::Request&& request, http::Responder responder) {
   if (seg[0] == "v1" && seg.size() >= 2 && seg[1] == "models") {
     return HandleV1(method, seg, request, responder);
   }
+  if (seg[0] == "metrics" && seg.size() == 1 && options_.metrics != nullptr) {
+    if (!get) return responder.Send(MethodNotAllowed(request, "GET"));
+    return responder.Send(http::Response{.status = 200,
+                                         .body = options_.metrics->Scrape(),
+                                         .content_type = observe::kPrometheusContentType});
+  }
   responder.Send(Json(404, ErrorJson("Not Found: no route for " + std::string(method) + " " +
                                      std::string(request.target()))));
 }
@@ -272,29 +317,39 @@ void ServerCore::HandleV2Model(std::string_view method, std::string_view name,
 
 void ServerCore::InferV2(std::shared_ptr<const ModelEntry> entry, http::Request& request,
                          http::Responder& responder) {
+  RequestMeter meter(entry->servable->metrics());
   std::optional<size_t> json_size;
   std::string_view header = request.header("inference-header-content-length");
   if (!header.empty()) {
     size_t n = 0;
     auto [p, ec] = std::from_chars(header.data(), header.data() + header.size(), n);
     if (ec != std::errc() || p != header.data() + header.size()) {
+      meter.Failed(observe::FailureReason::kOther);
       return responder.Send(Error(InvalidArgument(
           "Inference-Header-Content-Length: expected a byte count, got '" + std::string(header) +
           "'")));
     }
     json_size = n;
   }
+  observe::RequestTelemetry* telemetry = responder.observer() ? TelemetryOf(responder) : nullptr;
   auto job = std::make_unique<RestInferJob>(std::move(responder), RestInferJob::Protocol::kV2,
-                                            CloudEventMode::kNone);
+                                            CloudEventMode::kNone, meter);
   InferRequest& req = job->request;
   req.model_name = entry->name;
   req.model_version = entry->version;
+  if (entry->servable->model().WantsHeaders()) req.headers = HeadersOf(request);
   // The body moves into shared ownership so that binary inputs can borrow it without a copy.
   auto body = std::make_shared<const std::string>(std::move(request.body()));
+  if (telemetry != nullptr) {
+    job->timed = true;
+    options_.telemetry->OnInference(*telemetry, entry->name, entry->version, body,
+                                    request.header("content-type"));
+  }
   Status status = DecodeV2Request(std::move(body), json_size, &req);
   if (status.ok()) status = CheckRequest(entry->servable->metadata(), req);
   if (!status.ok()) return job->Complete(std::move(status), InferResponse{});
   if (req.id.empty()) req.id = NewUuid();
+  if (telemetry != nullptr) job->enqueued = std::chrono::steady_clock::now();
   entry->servable->Submit(std::move(job));
 }
 
@@ -418,33 +473,58 @@ void ServerCore::HandleV1(std::string_view method, const std::vector<std::string
     w.Raw(",\"ready\":true}");
     return responder.Send(Json(200, std::move(out)));
   }
-  if (verb == "explain") {
+  const bool explain = verb == "explain";
+  if (explain && !entry->servable->model().HasExplainer()) {
     return responder.Send(Error(Unimplemented(
         "model " + entry->name + " has no explainer: :explain is not available for it")));
   }
-  PredictV1(std::move(entry), request, responder);
+  PredictV1(std::move(entry), request, responder, explain);
 }
 
 void ServerCore::PredictV1(std::shared_ptr<const ModelEntry> entry, http::Request& request,
-                           http::Responder& responder) {
+                           http::Responder& responder, bool explain) {
+  observe::RequestTelemetry* telemetry = responder.observer() ? TelemetryOf(responder) : nullptr;
+  if (telemetry != nullptr) {
+    // The payload log gets the body as it came (a copy: decoding takes the original).
+    std::shared_ptr<const std::string> logged;
+    if (options_.telemetry->payload_logger()) {
+      logged = std::make_shared<const std::string>(request.body());
+    }
+    options_.telemetry->OnInference(*telemetry, entry->name, entry->version, std::move(logged),
+                                    request.header("content-type"));
+  }
+  RequestMeter meter(entry->servable->metrics(), explain);
   auto lookup = [&request](std::string_view name) { return request.header(name); };
   auto event = DecodeCloudEvent(lookup, std::move(request.body()));
-  if (!event.ok()) return responder.Send(Error(event.status()));
+  if (!event.ok()) {
+    meter.Failed(observe::FailureReason::kOther);
+    return responder.Send(Error(event.status()));
+  }
   ServableModel& servable = *entry->servable;
-  if (servable.model().TakesV1Json()) {
-    servable.Submit(
-        std::make_unique<V1JsonJob>(std::move(responder), std::move(event->data), event->mode));
+  std::shared_ptr<const RequestHeaders> headers;
+  if (servable.model().WantsHeaders()) headers = HeadersOf(request);
+  if (explain || servable.model().TakesV1Json()) {
+    auto job = std::make_unique<V1JsonJob>(std::move(responder), std::move(event->data),
+                                           event->mode, meter, explain, std::move(headers));
+    if (telemetry != nullptr) {
+      job->timed = true;
+      job->enqueued = std::chrono::steady_clock::now();
+    }
+    servable.Submit(std::move(job));
     return;
   }
   auto job = std::make_unique<RestInferJob>(std::move(responder), RestInferJob::Protocol::kV1,
-                                            event->mode);
+                                            event->mode, meter);
+  if (telemetry != nullptr) job->timed = true;
   InferRequest& req = job->request;
   req.model_name = entry->name;
   req.model_version = entry->version;
+  req.headers = std::move(headers);
   Status status = DecodeV1Request(event->data, servable.metadata().inputs, &req);
   if (status.ok()) status = CheckRequest(servable.metadata(), req);
   if (!status.ok()) return job->Complete(std::move(status), InferResponse{});
   req.id = NewUuid();
+  if (telemetry != nullptr) job->enqueued = std::chrono::steady_clock::now();
   servable.Submit(std::move(job));
 }
 

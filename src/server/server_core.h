@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "http/server.h"
+#include "observe/metrics_registry.h"
+#include "observe/telemetry.h"
 #include "repository/model_repository.h"
 #include "server/control_queue.h"
 
@@ -22,6 +24,12 @@ struct ServerCoreOptions {
   // Server-ready requires every model READY (Triton's --strict-readiness); otherwise only that
   // loading has finished. Models unloaded on purpose never count against readiness.
   bool strict_readiness = true;
+  // Access log, tracing and payload logging; null when all are off (then a request pays one
+  // branch). Not owned; outlives the ServerCore and the frontends.
+  const observe::Telemetry* telemetry = nullptr;
+  // GET /metrics serves this registry in the Prometheus text format; null: metrics are off and
+  // /metrics is 404. Not owned; outlives the ServerCore.
+  observe::MetricsRegistry* metrics = nullptr;
 };
 
 class ServerCore {
@@ -49,8 +57,9 @@ class ServerCore {
                 http::Request& request, http::Responder& responder);
   void InferV2(std::shared_ptr<const ModelEntry> entry, http::Request& request,
                http::Responder& responder);
+  // :predict, or :explain when `explain` (the model has an explainer).
   void PredictV1(std::shared_ptr<const ModelEntry> entry, http::Request& request,
-                 http::Responder& responder);
+                 http::Responder& responder, bool explain);
 
   ModelRepository* repository_;
   ServerCoreOptions options_;

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -23,6 +24,10 @@ struct RequestedOutput {
   Parameters parameters;
 };
 
+// A request's HTTP headers (names lower-cased) or gRPC metadata, in arrival order; a name may
+// repeat. Only models that ask for them get them (Model::WantsHeaders).
+using RequestHeaders = std::vector<std::pair<std::string, std::string>>;
+
 struct InferRequest {
   std::string model_name;
   std::string model_version;  // empty: the model's only/default version
@@ -31,6 +36,9 @@ struct InferRequest {
   std::vector<Tensor> inputs;
   // Empty: return every output.
   std::vector<RequestedOutput> outputs;
+  // Set by the frontends only for a model whose WantsHeaders() is true; null otherwise, so other
+  // models pay nothing. Shared, immutable: a batch passes on its first request's headers.
+  std::shared_ptr<const RequestHeaders> headers;
 
   const Tensor* FindInput(std::string_view name) const {
     for (const auto& t : inputs) {

@@ -71,19 +71,32 @@ def test_rest_json_concurrency_sweep(server, tmp_path):
     assert [lvl["concurrency"] for lvl in report["results"]] == [1, 2, 4]
     for level in report["results"]:
         check_clean_level(level)
-    # quiver serve has no /metrics yet: the split is reported as not available, not made up.
-    assert report["server_metrics"] is None
-    assert all(lvl["server_queue_us"] is None for lvl in report["results"])
+    # The server-side split comes from quiver serve's own GET /metrics.
+    assert report["server_metrics"] == f"http://127.0.0.1:{server.port}/metrics"
+    for lvl in report["results"]:
+        assert lvl["server_queue_us"] is not None and lvl["server_queue_us"] >= 0, lvl
+        # add_sub computes in microseconds: part of, and less than, the client's latency.
+        assert 0 < lvl["server_compute_us"] < lvl["latency_us"]["avg"], lvl
     # The table on stdout: a header and one row per level.
     lines = r.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if "Infer/s" in line)
     assert "Concurrency" in lines[header] and "p99 µs" in lines[header]
     rows = [line.split() for line in lines[header + 1:header + 4]]
     assert [row[0].rstrip("*") for row in rows] == ["1", "2", "4"]
-    assert "not available" in r.stdout
+    assert "not available" not in lines[header + 1]
     # Progress goes to stderr, one line per window when stderr is not a terminal.
     assert "[concurrency 1] window 1:" in r.stderr
     assert "\r" not in r.stderr
+
+
+def test_split_not_available_without_server_metrics(start_server, tmp_path):
+    s = start_server(["--allow-metrics", "false", "--enable-grpc", "false"])
+    report, r = bench_json(tmp_path, ["-m", "add_sub", "-u", f"127.0.0.1:{s.port}",
+                                      "--concurrency-range", "1:2"] + FAST)
+    # No /metrics: the split is reported as not available, not made up.
+    assert report["server_metrics"] is None
+    assert all(lvl["server_queue_us"] is None for lvl in report["results"])
+    assert "not available" in r.stdout
 
 
 def test_rest_binary_with_batches(server, tmp_path):
@@ -152,7 +165,8 @@ def test_csv_file(server, tmp_path):
         assert float(row["Inferences/Second"]) > 0
         assert float(row["p50 latency"]) <= float(row["p99 latency"])
         assert row["Errors"] == "0"
-        assert row["Server Queue"] == "" and row["Server Compute"] == ""  # no /metrics yet
+        assert float(row["Server Queue"]) >= 0  # from quiver serve's /metrics
+        assert float(row["Server Compute"]) > 0
 
 
 def test_failing_requests_are_counted(server, tmp_path):

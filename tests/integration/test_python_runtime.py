@@ -56,7 +56,7 @@ def index(server):
     return {e["name"]: e for e in r.json()}
 
 
-def wait_settled(server, names, timeout=60.0):
+def wait_settled(server, names, timeout=180.0):
     """Waits until none of `names` is LOADING; returns the index."""
     deadline = time.monotonic() + timeout
     while True:
@@ -71,7 +71,8 @@ def wait_settled(server, names, timeout=60.0):
 def serve(start_server, repo, names):
     server = start_server(["--model-repository", str(repo), "--strict-readiness", "false"],
                           wait_ready=False)
-    server.wait_ready(timeout=60)
+    # Generous: importing scikit-learn takes tens of seconds on a machine busy with other work.
+    server.wait_ready(timeout=180)
     entries = wait_settled(server, names)
     return server, entries
 
@@ -545,7 +546,9 @@ def test_workers_exit_when_the_server_is_killed(start_server, tmp_path):
         time.sleep(0.05)
 
 
-def test_sklearn_over_grpc_with_raw_contents(start_server, sklearn_repo, tmp_path_factory):
+@pytest.fixture(scope="module")
+def grpc_pb(tmp_path_factory):
+    """grpc and the stubs generated from proto/grpc_predict_v2.proto: (grpc, pb2, pb2_grpc)."""
     grpc = pytest.importorskip("grpc")
     import importlib
     import subprocess
@@ -561,13 +564,24 @@ def test_sklearn_over_grpc_with_raw_contents(start_server, sklearn_repo, tmp_pat
         pb2_grpc = importlib.import_module("grpc_predict_v2_pb2_grpc")
     finally:
         sys.path.remove(str(out))
+    return grpc, pb2, pb2_grpc
 
-    server, _ = serve(start_server, sklearn_repo, ["iris-proba", "iris-names"])
+
+def grpc_stub(grpc_pb, server):
+    """A channel to the server's gRPC port and a stub on it."""
+    grpc, _, pb2_grpc = grpc_pb
     deadline = time.time() + 5
     while server.grpc_port is None and time.time() < deadline:
         time.sleep(0.01)
+    assert server.grpc_port is not None, server.log
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
-    stub = pb2_grpc.GRPCInferenceServiceStub(channel)
+    return channel, pb2_grpc.GRPCInferenceServiceStub(channel)
+
+
+def test_sklearn_over_grpc_with_raw_contents(start_server, sklearn_repo, grpc_pb):
+    _, pb2, _ = grpc_pb
+    server, _ = serve(start_server, sklearn_repo, ["iris-proba", "iris-names"])
+    channel, stub = grpc_stub(grpc_pb, server)
     x = iris_rows(5, 11)
     for name, file in (("iris-proba", "model.joblib"), ("iris-names", "model.pkl")):
         estimator = joblib.load(sklearn_repo / name / file)
@@ -625,3 +639,237 @@ def test_workers_are_debians_python_3_11(start_server, tmp_path):
     assert env["sklearn"].startswith("/usr/lib/python3/dist-packages/")
     assert env["cwd"] == str(tmp_path / "env")  # the model's folder
     assert env["omp"] == os.environ.get("OMP_NUM_THREADS", "1")
+
+
+# --------------------------------------------------------------------------------------------
+# Request headers, :explain, load timeout
+
+
+HEADER_MODEL = '''
+import numpy as np
+from kserve import InferOutput, InferRequest, InferResponse, Model
+
+
+class HeaderEcho(Model):
+    """Answers with the x-tenant header as preprocess, predict and postprocess saw it."""
+
+    def load(self):
+        self.ready = True
+
+    def preprocess(self, payload, headers=None):
+        return payload, {"pre": headers.get("x-tenant")}
+
+    async def predict(self, payload, headers=None):
+        payload, seen = payload
+        seen["predict"] = headers.get("x-tenant")
+        seen["names_lower_case"] = all(k == k.lower() for k in headers)
+        seen["content_type"] = headers.get("content-type")
+        if isinstance(payload, InferRequest):
+            tenant = np.array([(headers.get("x-tenant") or "").encode()], dtype=object)
+            return InferResponse(payload.id, self.name,
+                                 [InferOutput("tenant", [1], "BYTES", tenant)], parameters=seen)
+        return {"predictions": [headers.get("x-tenant")], "seen": seen}
+
+    def postprocess(self, result, headers=None):
+        if isinstance(result, InferResponse):
+            result.parameters["post"] = headers.get("x-tenant")
+        else:
+            result["seen"]["post"] = headers.get("x-tenant")
+        return result
+'''
+
+
+def test_request_headers_reach_the_model_over_v1_and_v2_rest(start_server, tmp_path):
+    custom_model(tmp_path, "headers", HEADER_MODEL)
+    server, entries = serve(start_server, tmp_path, ["headers"])
+    assert entries["headers"]["state"] == "READY", entries
+    # Names arrive lower-cased, as KServe's dict(request.headers.items()).
+    r = server.post("/v1/models/headers:predict", json={"instances": [[1]]},
+                    headers={"X-Tenant": "acme"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": ["acme"],
+                        "seen": {"pre": "acme", "predict": "acme", "names_lower_case": True,
+                                 "content_type": "application/json", "post": "acme"}}
+
+    r = server.post("/v2/models/headers/infer", headers={"x-TENANT": "globex"},
+                    json={"id": "h1", "inputs": [{"name": "x", "shape": [1], "datatype": "FP32",
+                                                  "data": [1.0]}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["id"] == "h1"
+    assert body["outputs"] == [{"name": "tenant", "datatype": "BYTES", "shape": [1],
+                                "data": ["globex"]}]
+    assert body["parameters"] == {"pre": "globex", "predict": "globex",
+                                  "names_lower_case": True,
+                                  "content_type": "application/json", "post": "globex"}
+
+    # A request without the header: the model sees None, never another request's value.
+    r = server.post("/v1/models/headers:predict", json={"instances": [[1]]})
+    assert r.status_code == 200, r.text
+    assert r.json()["seen"]["predict"] is None
+
+
+def test_grpc_metadata_reaches_the_model_as_headers(start_server, tmp_path, grpc_pb):
+    _, pb2, _ = grpc_pb
+    custom_model(tmp_path, "headers", HEADER_MODEL)
+    server, entries = serve(start_server, tmp_path, ["headers"])
+    assert entries["headers"]["state"] == "READY", entries
+    channel, stub = grpc_stub(grpc_pb, server)
+    try:
+        request = pb2.ModelInferRequest(model_name="headers", id="g1")
+        request.inputs.add(name="x", datatype="FP32", shape=[1]).contents.fp32_contents.append(2)
+        response = stub.ModelInfer(request, timeout=30, metadata=(("x-tenant", "initech"),))
+        assert response.id == "g1"
+        [output] = response.outputs
+        assert output.name == "tenant"
+        assert list(output.contents.bytes_contents) == [b"initech"]
+        params = {k: v.string_param for k, v in response.parameters.items()
+                  if v.WhichOneof("parameter_choice") == "string_param"}
+        assert params["pre"] == params["predict"] == params["post"] == "initech", params
+        assert response.parameters["names_lower_case"].bool_param
+        # Without the metadata the model sees none.
+        response = stub.ModelInfer(request, timeout=30)
+        assert list(response.outputs[0].contents.bytes_contents) == [b""]
+    finally:
+        channel.close()
+
+
+EXPLAIN_MODEL = '''
+from kserve import Model
+
+
+class Explained(Model):
+    def load(self):
+        self.ready = True
+
+    def preprocess(self, payload, headers=None):
+        payload["instances"] = [x * 10 for x in payload["instances"]]
+        return payload
+
+    def predict(self, payload, headers=None):
+        return {"predictions": payload["instances"]}
+
+    def explain(self, payload, headers=None):
+        return {"explanations": [{"feature": i, "weight": x}
+                                 for i, x in enumerate(payload["instances"])],
+                "tenant": headers.get("x-tenant")}
+
+    def postprocess(self, result, headers=None):
+        result["post"] = True
+        return result
+'''
+
+ASYNC_EXPLAIN_MODEL = '''
+import asyncio
+import numpy as np
+from kserve import Model
+
+
+class AsyncExplained(Model):
+    def load(self):
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": [0]}
+
+    async def explain(self, payload, headers=None):
+        await asyncio.sleep(0.01)
+        return np.asarray(payload["instances"], dtype=np.float64) / 2
+'''
+
+
+def test_explain_calls_the_models_explainer_sync_and_async(start_server, tmp_path):
+    custom_model(tmp_path, "explained", EXPLAIN_MODEL)
+    custom_model(tmp_path, "async-explained", ASYNC_EXPLAIN_MODEL)
+    server, entries = serve(start_server, tmp_path, ["explained", "async-explained"])
+    for name in ("explained", "async-explained"):
+        assert entries[name]["state"] == "READY", entries
+
+    # preprocess -> explain -> postprocess, as KServe's EXPLAIN verb, with the headers.
+    r = server.post("/v1/models/explained:explain", json={"instances": [1, 2]},
+                    headers={"X-Tenant": "acme"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"explanations": [{"feature": 0, "weight": 10},
+                                         {"feature": 1, "weight": 20}],
+                        "tenant": "acme", "post": True}
+    r = v1(server, "explained", {"instances": [3]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": [30], "post": True}
+
+    # An async explain returning an array: the body is the array (not wrapped).
+    r = server.post("/v1/models/async-explained:explain", json={"instances": [[1, 3]]})
+    assert r.status_code == 200, r.text
+    assert r.json() == [[0.5, 1.5]]
+
+    # The explainer's errors are the model's: a bad body is 400.
+    r = server.post("/v1/models/async-explained:explain", data=b"{not json",
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+
+
+def test_explain_without_an_explainer_is_501(start_server, tmp_path):
+    custom_model(tmp_path, "plain", SLOW_MODEL)
+    shutil.copytree(EXAMPLES / "sklearn-iris", tmp_path / "iris")
+    server, _ = serve(start_server, tmp_path, ["plain", "iris"])
+    for name in ("plain", "iris", "echo"):
+        r = server.post(f"/v1/models/{name}:explain", json={"instances": [[1, 2, 3, 4]]})
+        assert r.status_code == 501, f"{name}: {r.status_code} {r.text}"
+        assert r.json() == {"error": f"model {name} has no explainer: :explain is not "
+                                     "available for it"}, r.text
+    assert v1(server, "plain", {"instances": []}).status_code == 200
+    # KServe has no V2 explain: no route.
+    r = server.post("/v2/models/plain/explain", json={})
+    assert r.status_code == 404, r.text
+
+
+HANGING_LOAD = '''
+import time
+from kserve import Model
+
+
+class Hanging(Model):
+    def load(self):
+        time.sleep(3600)  # a download that never finishes
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": []}
+'''
+
+
+def test_a_load_that_hangs_fails_after_the_load_timeout_while_others_serve(start_server,
+                                                                           tmp_path):
+    custom_model(tmp_path, "hang", HANGING_LOAD, "parameters:\n  load_timeout_ms: \"1500\"\n")
+    custom_model(tmp_path, "slow", SLOW_MODEL)
+    start = time.monotonic()
+    server, entries = serve(start_server, tmp_path, ["hang", "slow"])
+    assert time.monotonic() - start < 120  # the timeout, not the hour load() would take
+    entry = entries["hang"]
+    assert entry["state"] == "FAILED", entry
+    assert ("did not finish loading within 1500 ms (parameters.load_timeout_ms) and was killed"
+            in entry["reason"]), entry
+    assert "model 'hang'" in entry["reason"], entry
+    assert entries["slow"]["state"] == "READY", entries
+    [slow_worker] = workers_of(server)  # the hanging worker was killed
+    assert v1(server, "hang", {"instances": []}).status_code == 503
+
+    # Loading it again through the repository API holds the control thread for the timeout
+    # only; meanwhile the other models serve.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        load = pool.submit(server.post, "/v2/repository/models/hang/load", timeout=60)
+        time.sleep(0.3)
+        for _ in range(3):
+            r = v1(server, "slow", {"instances": []})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"predictions": [slow_worker]}
+        r = server.post("/v2/models/echo/infer", json={"inputs": [
+            {"name": "x", "shape": [1], "datatype": "INT32", "data": [5]}]})
+        assert r.status_code == 200, r.text
+        r = load.result(timeout=60)
+    assert r.status_code == 503, r.text
+    assert "did not finish loading within 1500 ms" in r.json()["error"], r.text
+    assert workers_of(server) == [slow_worker]
+    # The control thread is free again.
+    r = server.post("/v2/repository/models/slow/unload", timeout=30)
+    assert r.status_code == 200, r.text
+    assert workers_of(server) == []

@@ -21,6 +21,11 @@ using python_runtime::WorkerPool;
 
 // Thread pools of the numeric libraries a model may use. One worker per instance is the
 // parallelism; a pool per worker as large as the machine would oversubscribe it.
+// How long a worker may take to load the model (import, construct, load()) before it is killed
+// and the load fails: long enough for large weights, short enough that a load() stuck on a
+// network call does not hold the server's control thread for good.
+constexpr int64_t kDefaultLoadTimeoutMs = 120'000;
+
 constexpr const char* kThreadVariables[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                             "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"};
 
@@ -42,8 +47,12 @@ fs::path FromEnvOr(const char* variable, const fs::path& fallback) {
 
 class PythonModel final : public Model {
  public:
-  PythonModel(std::unique_ptr<WorkerPool> pool, ModelMetadata metadata)
-      : pool_(std::move(pool)), metadata_(std::move(metadata)) {}
+  PythonModel(std::unique_ptr<WorkerPool> pool, ModelMetadata metadata, bool wants_headers,
+              bool has_explainer)
+      : pool_(std::move(pool)),
+        metadata_(std::move(metadata)),
+        wants_headers_(wants_headers),
+        has_explainer_(has_explainer) {}
 
   const ModelMetadata& metadata() const override { return metadata_; }
 
@@ -51,23 +60,34 @@ class PythonModel final : public Model {
     return pool_->Run([&](PythonWorker& worker) { return worker.InferV2(request, response); });
   }
 
+  // Whether a method of the model takes a headers argument (the worker looked at load).
+  bool WantsHeaders() const override { return wants_headers_; }
+
   bool TakesV1Json() const override { return true; }
 
-  Status PredictV1(std::string_view body, std::string* answer) override {
-    return pool_->Run(
-        [&](PythonWorker& worker) { return worker.CallV1(FrameKind::kPredictV1, body, answer); });
+  Status PredictV1(std::string_view body, const RequestHeaders* headers,
+                   std::string* answer) override {
+    return pool_->Run([&](PythonWorker& worker) {
+      return worker.CallV1(FrameKind::kPredictV1, body, headers, answer);
+    });
   }
 
-  // For a server hook that routes `:explain` to models (not in Model yet): the model's
-  // explain(), or 501 when it has none.
-  Status ExplainV1(std::string_view body, std::string* answer) {
-    return pool_->Run(
-        [&](PythonWorker& worker) { return worker.CallV1(FrameKind::kExplainV1, body, answer); });
+  // Whether the model defines explain() (or forwards to an explainer_host).
+  bool HasExplainer() const override { return has_explainer_; }
+
+  // preprocess -> explain -> postprocess in the worker, as KServe's EXPLAIN verb.
+  Status ExplainV1(std::string_view body, const RequestHeaders* headers,
+                   std::string* answer) override {
+    return pool_->Run([&](PythonWorker& worker) {
+      return worker.CallV1(FrameKind::kExplainV1, body, headers, answer);
+    });
   }
 
  private:
   const std::unique_ptr<WorkerPool> pool_;
   const ModelMetadata metadata_;
+  const bool wants_headers_;
+  const bool has_explainer_;
 };
 
 }  // namespace
@@ -95,6 +115,12 @@ StatusOr<std::unique_ptr<Model>> PythonRuntime::Load(const ModelConfig& config) 
   if (timeout_ms < 0) {
     return InvalidArgument("parameters.timeout_ms: expected 0 (no limit) or more, got " +
                            std::to_string(timeout_ms));
+  }
+  QUIVER_ASSIGN_OR_RETURN(int64_t load_timeout_ms,
+                          config.IntParameter("load_timeout_ms", kDefaultLoadTimeoutMs));
+  if (load_timeout_ms < 0) {
+    return InvalidArgument("parameters.load_timeout_ms: expected 0 (no limit) or more, got " +
+                           std::to_string(load_timeout_ms));
   }
   if (threads < 1 || threads > 1024) {
     return InvalidArgument("parameters.threads: expected 1 to 1024, got " +
@@ -125,6 +151,7 @@ StatusOr<std::unique_ptr<Model>> PythonRuntime::Load(const ModelConfig& config) 
     }
   }
   options.request_timeout = std::chrono::milliseconds(timeout_ms);
+  options.load_timeout = std::chrono::milliseconds(load_timeout_ms);
   options.load_header = python_runtime::EncodeLoadHeader(config);
 
   WorkerMetadata declared;
@@ -138,7 +165,8 @@ StatusOr<std::unique_ptr<Model>> PythonRuntime::Load(const ModelConfig& config) 
   // As KServe, any input names reach the model, which checks what it needs; inputs declared in
   // config.yaml are still checked by the server (ServableModel uses them).
   metadata.check_inputs = !config.inputs.empty();
-  return std::unique_ptr<Model>(new PythonModel(std::move(pool), std::move(metadata)));
+  return std::unique_ptr<Model>(new PythonModel(std::move(pool), std::move(metadata),
+                                                declared.wants_headers, declared.has_explainer));
 }
 
 }  // namespace quiver

@@ -1,11 +1,10 @@
 // PythonRuntime with real worker processes (the quiver-python-worker built beside this test):
-// loading, V2 and V1 requests through shared memory, the model's own errors, and a worker that
-// dies being replaced.
+// loading, V2 and V1 requests through shared memory, request headers, :explain, the model's own
+// errors, a worker that dies being replaced, and loads that hang.
 #include "runtimes/python/python_runtime.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +120,8 @@ TEST_F(PythonRuntimeTest, ServesV2TensorsAndV1Bodies) {
   auto model = runtime_.Load(WriteModel(kModelPy));
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   EXPECT_TRUE((*model)->TakesV1Json());
+  EXPECT_TRUE((*model)->WantsHeaders());   // predict(self, payload, headers=None)
+  EXPECT_FALSE((*model)->HasExplainer());  // Model's explain() with no explainer_host
 
   InferRequest request;
   request.id = "r1";
@@ -149,14 +150,14 @@ TEST_F(PythonRuntimeTest, ServesV2TensorsAndV1Bodies) {
   ASSERT_NE(response.parameters.Find("seen"), nullptr);
 
   std::string answer;
-  s = (*model)->PredictV1(R"({"instances":[[1],[2],[3]]})", &answer);
+  s = (*model)->PredictV1(R"({"instances":[[1],[2],[3]]})", nullptr, &answer);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(answer, R"({"predictions":[3],"name":"echo-py"})");
 
-  s = (*model)->PredictV1(R"({"instances":[],"fail":true})", &answer);
+  s = (*model)->PredictV1(R"({"instances":[],"fail":true})", nullptr, &answer);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "asked to fail");
-  s = (*model)->PredictV1("{not json", &answer);
+  s = (*model)->PredictV1("{not json", nullptr, &answer);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
 }
 
@@ -325,6 +326,261 @@ TEST_F(PythonRuntimeTest, ARequestOverTheTimeoutKillsItsWorkerWhichIsReplaced) {
 
   config.parameters["timeout_ms"] = "-1";
   EXPECT_EQ(runtime_.Load(config).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Reports the "x-tag" header each stage saw (preprocess, predict, postprocess) and a header
+// with a non-ASCII byte, in the V1 answer or the V2 response's parameters.
+constexpr char kHeaderModelPy[] = R"PY(
+from kserve import InferOutput, InferResponse, Model
+
+
+class Headers(Model):
+    def load(self):
+        self.ready = True
+
+    def preprocess(self, payload, headers=None):
+        return payload, {"pre": headers.get("x-tag")}
+
+    async def predict(self, payload, headers=None):
+        payload, seen = payload
+        seen["predict"] = headers.get("x-tag")
+        seen["latin1"] = headers.get("x-latin1")
+        seen["count"] = len(headers)
+        if isinstance(payload, dict):
+            return seen
+        x = payload.inputs[0].as_numpy()
+        return InferResponse(payload.id, self.name, [InferOutput("y", list(x.shape), "FP32", x)],
+                             parameters=seen)
+
+    def postprocess(self, result, headers=None):
+        if isinstance(result, dict):
+            result["post"] = headers.get("x-tag")
+        else:
+            result.parameters["post"] = headers.get("x-tag")
+        return result
+)PY";
+
+std::string StringParameter(const InferResponse& response, const std::string& name) {
+  const auto* v = response.parameters.Find(name);
+  if (v == nullptr) return "<missing>";
+  const auto* s = std::get_if<std::string>(v);
+  return s != nullptr ? *s : "<not a string>";
+}
+
+TEST_F(PythonRuntimeTest, HeadersReachPreprocessPredictAndPostprocess) {
+  auto model = runtime_.Load(WriteModel(kHeaderModelPy));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_TRUE((*model)->WantsHeaders());
+  // A repeated name keeps its last value, as KServe's dict(request.headers.items()); a byte
+  // outside ASCII arrives as the latin-1 character, as Starlette decodes it.
+  auto headers = std::make_shared<const RequestHeaders>(
+      RequestHeaders{{"x-tag", "first"}, {"x-tag", "v\"2\""}, {"x-latin1", "caf\xe9"}});
+
+  InferRequest request;
+  request.id = "h1";
+  request.inputs.push_back(Fp32("x", {1}, {7}));
+  request.headers = headers;
+  InferResponse response;
+  Status s = (*model)->Execute(request, &response);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(StringParameter(response, "pre"), "v\"2\"");
+  EXPECT_EQ(StringParameter(response, "predict"), "v\"2\"");
+  EXPECT_EQ(StringParameter(response, "post"), "v\"2\"");
+  EXPECT_EQ(StringParameter(response, "latin1"), "caf\xc3\xa9");  // é, as UTF-8 again
+  ASSERT_NE(response.parameters.Find("count"), nullptr);
+  EXPECT_EQ(std::get<int64_t>(*response.parameters.Find("count")), 2);
+
+  std::string answer;
+  s = (*model)->PredictV1(R"({"instances":[]})", headers.get(), &answer);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(
+      answer,
+      R"({"pre":"v\"2\"","predict":"v\"2\"","latin1":"caf\u00e9","count":2,"post":"v\"2\""})");
+
+  // Without headers (a frontend that sent none) the model gets an empty dict.
+  s = (*model)->PredictV1(R"({"instances":[]})", nullptr, &answer);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(answer, R"({"pre":null,"predict":null,"latin1":null,"count":0,"post":null})");
+}
+
+TEST_F(PythonRuntimeTest, AModelWhoseMethodsTakeNoHeadersDoesNotWantThem) {
+  auto model = runtime_.Load(WriteModel(R"PY(
+class Plain:
+    def __init__(self, name):
+        self.name = name
+
+    def predict(self, payload):
+        return {"predictions": payload["instances"]}
+)PY"));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_FALSE((*model)->WantsHeaders());
+  EXPECT_FALSE((*model)->HasExplainer());
+  std::string answer;
+  Status s = (*model)->PredictV1(R"({"instances":[1,2]})", nullptr, &answer);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(answer, R"({"predictions":[1,2]})");
+}
+
+TEST_F(PythonRuntimeTest, ExplainRunsTheModelsExplainerSyncOrAsync) {
+  auto model = runtime_.Load(WriteModel(R"PY(
+import asyncio
+from kserve import Model
+
+
+class Explained(Model):
+    def load(self):
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": [0]}
+
+    async def explain(self, payload, headers=None):
+        await asyncio.sleep(0)
+        if payload.get("as_list"):
+            return [1, 2]
+        return {"explanations": [sum(payload["instances"])], "tag": headers.get("x-tag")}
+)PY"));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_TRUE((*model)->HasExplainer());
+  RequestHeaders headers{{"x-tag", "e1"}};
+  std::string answer;
+  Status s = (*model)->ExplainV1(R"({"instances":[1,2,3]})", &headers, &answer);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(answer, R"({"explanations":[6],"tag":"e1"})");
+  // A list is the body as it is (not wrapped in "predictions" as a :predict answer).
+  s = (*model)->ExplainV1(R"({"as_list":true})", nullptr, &answer);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(answer, "[1,2]");
+  s = (*model)->PredictV1(R"({"instances":[1]})", nullptr, &answer);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(answer, R"({"predictions":[0]})");
+
+  // Without an explainer, ExplainV1 (which the server does not call then) is a 501.
+  auto plain = runtime_.Load(WriteModel(kModelPy));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_FALSE((*plain)->HasExplainer());
+  s = (*plain)->ExplainV1(R"({"instances":[1]})", nullptr, &answer);
+  EXPECT_EQ(s.code(), StatusCode::kUnimplemented) << s.ToString();
+}
+
+// Waits (up to 10 s) until a killed child has finished exiting, so its socket is closed: the
+// kernel closes it when the last thread exits, which takes a while for a large (e.g. ASan)
+// address space. WNOWAIT leaves reaping to the pool; ECHILD means the pool reaped it already.
+void AwaitExit(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == ECHILD) return;
+    } else if (info.si_pid == pid) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Loads normally unless a file named "hang" is in the model's folder (its working directory);
+// then load() never returns.
+constexpr char kHangingModelPy[] = R"PY(
+import os
+import time
+from kserve import Model
+
+
+class Hanging(Model):
+    def load(self):
+        while os.path.exists("hang"):
+            time.sleep(0.05)
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        return {"predictions": [os.getpid()]}
+)PY";
+
+TEST_F(PythonRuntimeTest, ALoadThatHangsIsKilledAfterTheLoadTimeout) {
+  ModelConfig config = WriteModel(kHangingModelPy, 2);
+  std::ofstream(dir_ / "hang") << "";
+  config.parameters["load_timeout_ms"] = "1000";
+  const auto start = std::chrono::steady_clock::now();
+  auto model = runtime_.Load(config);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(model.status().message().find(
+                "did not finish loading within 1000 ms (parameters.load_timeout_ms) and was "
+                "killed"),
+            std::string::npos)
+      << model.status().message();
+  EXPECT_NE(model.status().message().find("echo-py"), std::string::npos);
+  EXPECT_GE(took, std::chrono::milliseconds(1000));
+  EXPECT_LT(took, std::chrono::seconds(10));
+  EXPECT_TRUE(ChildPids().empty());  // both workers killed and reaped
+
+  config.parameters["load_timeout_ms"] = "-5";
+  auto bad = runtime_.Load(config);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("parameters.load_timeout_ms"), std::string::npos);
+}
+
+TEST_F(PythonRuntimeTest, AReplacementThatHangsInLoadIsKilledAfterTheLoadTimeout) {
+  ModelConfig config = WriteModel(kHangingModelPy);
+  // The first load must fit in the timeout and the test waits it out once: scale it to how long
+  // starting a worker takes here (seconds under the sanitizers or on a busy machine).
+  const auto probe_start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(runtime_.Load(config).ok());
+  const auto startup = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - probe_start);
+  const int64_t timeout_ms = std::max<int64_t>(3000, 3 * startup.count());
+  config.parameters["load_timeout_ms"] = std::to_string(timeout_ms);
+  auto model = runtime_.Load(config);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  std::vector<pid_t> workers = ChildPids();
+  ASSERT_EQ(workers.size(), 1u);
+  std::ofstream(dir_ / "hang") << "";
+  ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
+  AwaitExit(workers[0]);  // so the request below sees it dead rather than dying under it
+  std::string answer;
+  // The request waits for the replacement, which never loads: it fails with the timeout.
+  Status s = (*model)->PredictV1(R"({"instances":[]})", nullptr, &answer);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("did not finish loading within " + std::to_string(timeout_ms) + " ms"),
+            std::string::npos)
+      << s.message();
+  // Once the model loads again, a later attempt (after the backoff) serves.
+  fs::remove(dir_ / "hang");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    s = (*model)->PredictV1(R"({"instances":[]})", nullptr, &answer);
+  } while (!s.ok() && std::chrono::steady_clock::now() < deadline);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST_F(PythonRuntimeTest, UnloadingDoesNotWaitForAReplacementStillLoading) {
+  ModelConfig config = WriteModel(kHangingModelPy);
+  config.parameters["load_timeout_ms"] = "600000";
+  auto model = runtime_.Load(config);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  std::vector<pid_t> workers = ChildPids();
+  ASSERT_EQ(workers.size(), 1u);
+  std::ofstream(dir_ / "hang") << "";
+  ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
+  // Wait until the maintenance thread has started the replacement (the idle check runs every
+  // second), which then hangs in load().
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::vector<pid_t> now;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    now = ChildPids();
+  } while ((now.empty() || now[0] == workers[0]) && std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(now.size(), 1u);
+  ASSERT_NE(now[0], workers[0]);
+  const auto start = std::chrono::steady_clock::now();
+  (*model).reset();
+  // Not the 600 s load timeout: the pool kills the loading replacement at once.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_TRUE(ChildPids().empty());
 }
 
 TEST_F(PythonRuntimeTest, UnloadingStopsTheWorkers) {

@@ -1,6 +1,9 @@
 #include "runtimes/python/worker_pool.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -19,7 +22,11 @@ constexpr auto kIdleCheckPeriod = std::chrono::seconds(1);
 }  // namespace
 
 WorkerPool::WorkerPool(WorkerOptions options, std::vector<std::unique_ptr<PythonWorker>> workers)
-    : options_(std::move(options)), workers_(std::move(workers)) {
+    : options_(std::move(options)),
+      workers_(std::move(workers)),
+      stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  // Without the eventfd (out of descriptors), an unload waits for a loading replacement up to
+  // the load timeout instead.
   for (size_t i = 0; i < workers_.size(); ++i) free_.push_back(i);
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
 }
@@ -43,8 +50,9 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(WorkerOptions options, 
     workers.push_back(std::move(*worker));
   }
   Status failure;
+  const auto deadline = PythonWorker::LoadDeadline(options);
   for (auto& w : workers) {
-    StatusOr<WorkerMetadata> ready = w->AwaitReady();
+    StatusOr<WorkerMetadata> ready = w->AwaitReady(deadline);
     if (!ready.ok()) {
       failure = ready.status();
       break;
@@ -64,7 +72,12 @@ WorkerPool::~WorkerPool() {
     stopping_ = true;
   }
   changed_.notify_all();
+  if (stop_fd_ >= 0) {
+    const uint64_t one = 1;
+    (void)!::write(stop_fd_, &one, sizeof(one));
+  }
   maintenance_.join();
+  if (stop_fd_ >= 0) ::close(stop_fd_);
   for (auto& w : workers_) {
     if (w) w->BeginStop();
   }
@@ -131,9 +144,12 @@ void WorkerPool::MaintenanceLoop() {
       old.clear();  // already reaped when their deaths were noticed; this frees their regions
       std::vector<StatusOr<std::unique_ptr<PythonWorker>>> started;
       for (size_t i = 0; i < slots.size(); ++i) started.push_back(PythonWorker::Start(options_));
+      const auto deadline = PythonWorker::LoadDeadline(options_);
       for (auto& worker : started) {
         if (!worker.ok()) continue;
-        if (Status ready = (*worker)->AwaitReady().status(); !ready.ok()) worker = ready;
+        if (Status ready = (*worker)->AwaitReady(deadline, stop_fd_).status(); !ready.ok()) {
+          worker = ready;
+        }
       }
       Status failure;
       for (auto& worker : started) {
@@ -142,8 +158,10 @@ void WorkerPool::MaintenanceLoop() {
                        (*worker)->pid());
         } else {
           failure = worker.status();
-          spdlog::error("starting a python worker for model '{}' failed: {}", options_.model_name,
-                        failure.message());
+          if (!StopSignalled()) {  // else the pool stopped the load itself: no failure to report
+            spdlog::error("starting a python worker for model '{}' failed: {}", options_.model_name,
+                          failure.message());
+          }
         }
       }
       lock.lock();
@@ -196,6 +214,12 @@ void WorkerPool::MaintenanceLoop() {
     if (!dead_.empty()) wake = std::min(wake, retry_at);
     changed_.wait_until(lock, wake);
   }
+}
+
+bool WorkerPool::StopSignalled() const {
+  if (stop_fd_ < 0) return false;
+  pollfd p{stop_fd_, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
 }
 
 std::vector<pid_t> WorkerPool::pids() const {

@@ -18,13 +18,14 @@ namespace quiver::python_runtime {
 
 class WorkerPool {
  public:
-  // Starts `count` workers at once and waits until each has loaded the model. Fails with the
-  // first worker's error (its Python exception, naming the file, or how it died); no worker is
-  // left running then. `metadata` receives what the model declared.
+  // Starts `count` workers at once and waits until each has loaded the model, for at most
+  // options.load_timeout (they load in parallel, so one deadline covers all). Fails with the
+  // first worker's error (its Python exception, naming the file, how it died, or the timeout);
+  // no worker is left running then. `metadata` receives what the model declared.
   static StatusOr<std::unique_ptr<WorkerPool>> Create(WorkerOptions options, int count,
                                                       WorkerMetadata* metadata);
   // Stops every worker (they exit when their socket closes; SIGKILL after the grace period).
-  // Call only when no Run is in progress.
+  // A replacement still loading is killed at once. Call only when no Run is in progress.
   ~WorkerPool();
 
   // Runs `call` on a free live worker, waiting for one to be free. A worker that died during
@@ -39,6 +40,8 @@ class WorkerPool {
  private:
   WorkerPool(WorkerOptions options, std::vector<std::unique_ptr<PythonWorker>> workers);
   void MaintenanceLoop();
+  // Whether the destructor has signalled stop_fd_ (a non-blocking check, no lock).
+  bool StopSignalled() const;
 
   const WorkerOptions options_;
   mutable std::mutex mu_;
@@ -53,6 +56,8 @@ class WorkerPool {
   size_t restarting_ = 0;      // guarded by mu_: replacements being started
   Status last_restart_error_;  // guarded by mu_; OK after a successful restart
   bool stopping_ = false;      // guarded by mu_
+  // An eventfd the destructor signals, so a replacement's load (AwaitReady) stops waiting.
+  int stop_fd_ = -1;
   std::thread maintenance_;
 };
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -223,10 +224,7 @@ Status PythonWorker::Exchange(FrameKind kind, std::string_view header, std::stri
       r = ::poll(&p, 1, static_cast<int>(options_.request_timeout.count()));
     } while (r < 0 && errno == EINTR);
     if (r == 0) {
-      alive_ = false;
-      BeginStop();
-      ::kill(pid_, SIGKILL);
-      Reap(options_.stop_grace);
+      Kill();
       return DeadlineExceeded("python worker for model '" + options_.model_name + "' (pid " +
                               std::to_string(pid_) + ") did not answer within " +
                               std::to_string(options_.request_timeout.count()) +
@@ -238,9 +236,49 @@ Status PythonWorker::Exchange(FrameKind kind, std::string_view header, std::stri
   return Status::Ok();
 }
 
-StatusOr<WorkerMetadata> PythonWorker::AwaitReady() {
+void PythonWorker::Kill() {
+  alive_ = false;
+  BeginStop();
+  if (pid_ > 0 && !reaped_) ::kill(pid_, SIGKILL);
+  Reap(options_.stop_grace);
+}
+
+std::chrono::steady_clock::time_point PythonWorker::LoadDeadline(const WorkerOptions& options) {
+  if (options.load_timeout.count() <= 0) return std::chrono::steady_clock::time_point::max();
+  return std::chrono::steady_clock::now() + options.load_timeout;
+}
+
+StatusOr<WorkerMetadata> PythonWorker::AwaitReady(std::chrono::steady_clock::time_point deadline,
+                                                  int cancel_fd) {
   if (!alive_) {
     return Internal("python worker for model '" + options_.model_name + "' is not running");
+  }
+  // Wait for the answer's first byte (the rest of the frame follows it at once), a cancel, or
+  // the deadline: a load() that never returns must not hold the server's control thread.
+  for (;;) {
+    pollfd fds[2] = {{socket_, POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+    int timeout_ms = -1;
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+      auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, 1'000'000));
+    }
+    int r = ::poll(fds, cancel_fd >= 0 ? 2 : 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r > 0 && fds[0].revents != 0) break;  // an answer, or the socket closed: read it
+    if (r > 0 && cancel_fd >= 0 && fds[1].revents != 0) {
+      Kill();
+      return Unavailable("loading python model '" + options_.model_name +
+                         "' was stopped: the model is being unloaded");
+    }
+    if (r == 0 && std::chrono::steady_clock::now() >= deadline) {
+      Kill();
+      return DeadlineExceeded("python worker for model '" + options_.model_name + "' (pid " +
+                              std::to_string(pid_) + ") did not finish loading within " +
+                              std::to_string(options_.load_timeout.count()) +
+                              " ms (parameters.load_timeout_ms) and was killed");
+    }
+    if (r < 0) break;  // poll itself failed: let the read report it
   }
   Frame answer;
   TransportStatus t = ReadFrame(socket_, &answer);
@@ -280,9 +318,11 @@ Status PythonWorker::InferV2(const InferRequest& request, InferResponse* respons
   return CopyOutputs(result, region_.data(), region_.size(), response);
 }
 
-Status PythonWorker::CallV1(FrameKind kind, std::string_view body, std::string* out) {
+Status PythonWorker::CallV1(FrameKind kind, std::string_view body, const RequestHeaders* headers,
+                            std::string* out) {
   Frame answer;
-  QUIVER_RETURN_IF_ERROR(Exchange(kind, "{}", body, &answer, "while running a request"));
+  QUIVER_RETURN_IF_ERROR(
+      Exchange(kind, EncodeV1Header(headers), body, &answer, "while running a request"));
   if (answer.kind == FrameKind::kError) return ParseError(answer.header);
   if (answer.kind != FrameKind::kResultV1) {
     return Died("while running a request",

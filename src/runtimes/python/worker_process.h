@@ -30,6 +30,9 @@ struct WorkerOptions {
   // A request not answered within this is failed and its worker killed (and replaced); zero
   // waits forever. Not applied to loading.
   std::chrono::milliseconds request_timeout{0};
+  // A worker that has not loaded the model within this is killed and its load fails (first
+  // workers and replacements alike); zero waits forever.
+  std::chrono::milliseconds load_timeout{120'000};
 };
 
 class PythonWorker {
@@ -42,9 +45,15 @@ class PythonWorker {
   PythonWorker(const PythonWorker&) = delete;
   PythonWorker& operator=(const PythonWorker&) = delete;
 
-  // Waits for the answer to kLoad. On failure the message is the Python error (naming the
-  // file), or how the process died; the worker is then dead.
-  StatusOr<WorkerMetadata> AwaitReady();
+  // Waits for the answer to kLoad until `deadline`. On failure the message is the Python error
+  // (naming the file), or how the process died, or kDeadlineExceeded naming
+  // parameters.load_timeout_ms when the deadline passed (the process is then killed). When
+  // `cancel_fd` (an eventfd or pipe) becomes readable the wait stops at once with kUnavailable
+  // and the process is killed. The worker is dead after any failure.
+  StatusOr<WorkerMetadata> AwaitReady(std::chrono::steady_clock::time_point deadline,
+                                      int cancel_fd = -1);
+  // The deadline for a load starting now: now + load_timeout, or time_point::max() without one.
+  static std::chrono::steady_clock::time_point LoadDeadline(const WorkerOptions& options);
 
   // One V2 inference: inputs are copied into the region, outputs copied out of it.
   // Errors: the model's own (kInvalidArgument, kInternal, ... as it raised them; the worker stays
@@ -52,8 +61,10 @@ class PythonWorker {
   // the process is gone, or kDeadlineExceeded when it did not answer within request_timeout and
   // was killed (alive() is false after these two).
   Status InferV2(const InferRequest& request, InferResponse* response);
-  // A V1 :predict or :explain with the raw JSON body; `answer` receives the response body.
-  Status CallV1(FrameKind kind, std::string_view body, std::string* answer);
+  // A V1 :predict or :explain with the raw JSON body (and the request's headers, or null);
+  // `answer` receives the response body.
+  Status CallV1(FrameKind kind, std::string_view body, const RequestHeaders* headers,
+                std::string* answer);
 
   // False once the process is known to be gone. Probe() also notices a process that died while
   // idle (its end of the socket closed) without blocking.
@@ -73,6 +84,8 @@ class PythonWorker {
   Status Exchange(FrameKind kind, std::string_view header, std::string_view payload, Frame* answer,
                   std::string_view during);
   Status Died(std::string_view during, const TransportStatus& transport);
+  // Kills the process now and reaps it; the worker is dead.
+  void Kill();
   // Reaps the process, killing it after `grace`; returns how it ended ("signal 9: Killed",
   // "exit status 1").
   std::string Reap(std::chrono::milliseconds grace);

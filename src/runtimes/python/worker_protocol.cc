@@ -97,6 +97,38 @@ void AppendParameters(const Parameters& params, std::string* out) {
   out->push_back('}');
 }
 
+// A header value as a JSON string whose code points are its bytes (latin-1): HTTP header values
+// are bytes, and gRPC binary metadata may be anything.
+void AppendLatin1JsonString(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else if (u < 0x20 || u >= 0x80) {
+      out->append("\\u00");
+      out->push_back(kHex[u >> 4]);
+      out->push_back(kHex[u & 15]);
+    } else {
+      out->push_back(c);
+    }
+  }
+  out->push_back('"');
+}
+
+void AppendHeaders(const RequestHeaders& headers, std::string* out) {
+  out->push_back('{');
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (i) out->push_back(',');
+    AppendLatin1JsonString(headers[i].first, out);
+    out->push_back(':');
+    AppendLatin1JsonString(headers[i].second, out);
+  }
+  out->push_back('}');
+}
+
 using simdjson::dom::element;
 using simdjson::dom::object;
 
@@ -382,7 +414,20 @@ std::string EncodeInferHeader(const InferRequest& request, const std::vector<Pla
     AppendParameters(request.outputs[i].parameters, &out);
     out.push_back('}');
   }
-  out.append("]}");
+  out.push_back(']');
+  if (request.headers != nullptr) {
+    out.append(",\"headers\":");
+    AppendHeaders(*request.headers, &out);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string EncodeV1Header(const RequestHeaders* headers) {
+  if (headers == nullptr) return "{}";
+  std::string out = "{\"headers\":";
+  AppendHeaders(*headers, &out);
+  out.push_back('}');
   return out;
 }
 
@@ -526,6 +571,9 @@ StatusOr<WorkerMetadata> ParseReady(std::string_view header) {
   if (doc["outputs"].get(e) == simdjson::SUCCESS) {
     QUIVER_RETURN_IF_ERROR(ParseTensorSpecs(e, "outputs", &m.outputs));
   }
+  bool flag = false;
+  if (doc["headers"].get(flag) == simdjson::SUCCESS) m.wants_headers = flag;
+  if (doc["explain"].get(flag) == simdjson::SUCCESS) m.has_explainer = flag;
   return m;
 }
 

@@ -11,13 +11,20 @@
 // new size in its answer.
 //
 //   server -> worker                              worker -> server
-//   kLoad    {format, name, model_file, ...}      kReady    {inputs, outputs, platform}
+//   kLoad    {format, name, model_file, ...}      kReady    {inputs, outputs, platform,
+//                                                            headers, explain}
 //   kInferV2 {region_size, id, parameters,        kResultV2 {region_size, parameters,
 //             inputs: [{name, datatype, shape,               outputs: [{name, datatype, shape,
 //             offset, nbytes, parameters}],                  offset, nbytes, parameters}]}
-//             outputs: [{name}], output_offset}
-//   kPredictV1 / kExplainV1 {} + body             kResultV1 {} + answer body
+//             outputs: [{name}], output_offset,
+//             headers}
+//   kPredictV1 / kExplainV1 {headers} + body      kResultV1 {} + answer body
 //                                                 kError    {code, message} (for any request)
+//
+// `headers` (requests) is an object of the request's headers, present only when the model
+// wants them (kReady's `headers: true`); each byte of a value is one code point (latin-1, as
+// Starlette decodes HTTP headers for KServe), so any bytes reach Python as a str. A repeated
+// name appears repeatedly; Python keeps the last, as KServe's dict(request.headers.items()).
 #pragma once
 
 #include <cstddef>
@@ -118,7 +125,7 @@ inline size_t AlignUp(size_t n) {
   return (n + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
 }
 
-// The kInferV2 header for `request` with its inputs at `placements`.
+// The kInferV2 header for `request` with its inputs at `placements` (and its headers, when set).
 std::string EncodeInferHeader(const InferRequest& request, const std::vector<Placement>& placements,
                               size_t region_size, size_t output_offset);
 
@@ -136,6 +143,9 @@ struct InferResult {
   Parameters parameters;
   std::vector<OutputDescriptor> outputs;
 };
+// The kPredictV1 / kExplainV1 header: {} or {"headers": {...}}.
+std::string EncodeV1Header(const RequestHeaders* headers);
+
 // Parses a kResultV2 header. kInternal names what is malformed.
 StatusOr<InferResult> ParseInferResult(std::string_view header);
 // Copies the outputs out of the region into `response` after checking that each lies inside the
@@ -150,11 +160,14 @@ Status ParseError(std::string_view header);
 
 // The kLoad header: what the worker needs to load `config` (format, files, parameters).
 std::string EncodeLoadHeader(const ModelConfig& config);
-// The kReady header: metadata the Python model declared (may be empty lists).
+// The kReady header: metadata the Python model declared (may be empty lists), and what it can
+// take.
 struct WorkerMetadata {
   std::string platform;
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
+  bool wants_headers = false;  // one of its methods takes a headers argument
+  bool has_explainer = false;  // it defines explain() (or forwards to an explainer_host)
 };
 StatusOr<WorkerMetadata> ParseReady(std::string_view header);
 

@@ -189,6 +189,36 @@ TEST(InferHeaderTest, DescribesTensorsAndEscapesNames) {
   EXPECT_EQ(std::string_view(doc["outputs"].at(0)["name"]), "out");
 }
 
+TEST(InferHeaderTest, CarriesHeadersOnlyWhenSetWithBytesAsLatin1) {
+  InferRequest request;
+  request.inputs.push_back(MakeTensor("x", DataType::kFp32, {1}, std::string(4, '\0')));
+  std::vector<Placement> p;
+  size_t end = LayoutInputs(request.inputs, &p);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string header = EncodeInferHeader(request, p, 4096, end);
+  ASSERT_EQ(parser.parse(header).get(doc), simdjson::SUCCESS) << header;
+  EXPECT_EQ(doc["headers"].error(), simdjson::NO_SUCH_FIELD) << header;
+
+  request.headers = std::make_shared<const RequestHeaders>(RequestHeaders{
+      {"x-tag", "a\"b\\c"}, {"x-bin", std::string("\x01\xff\x00z", 4)}, {"x-tag", "second"}});
+  header = EncodeInferHeader(request, p, 4096, end);
+  // Each byte is one code point: \u00ff for 0xff, so the header stays valid JSON (and UTF-8).
+  EXPECT_NE(header.find(R"("headers":{"x-tag":"a\"b\\c","x-bin":"\u0001\u00ff\u0000z",)"
+                        R"("x-tag":"second"})"),
+            std::string::npos)
+      << header;
+  ASSERT_EQ(parser.parse(header).get(doc), simdjson::SUCCESS) << header;
+  EXPECT_EQ(std::string_view(doc["inputs"].at(0)["name"]), "x");
+
+  EXPECT_EQ(EncodeV1Header(nullptr), "{}");
+  RequestHeaders v1{{"content-type", "application/json"}, {"x-caf", "caf\xe9"}};
+  EXPECT_EQ(EncodeV1Header(&v1),
+            R"({"headers":{"content-type":"application/json","x-caf":"caf\u00e9"}})");
+  RequestHeaders none;
+  EXPECT_EQ(EncodeV1Header(&none), R"({"headers":{}})");
+}
+
 TEST(InferResultTest, CopiesOutputsOutOfTheRegion) {
   std::vector<std::byte> region(256);
   const float values[] = {1.5f, -2.0f, 3.25f};
@@ -296,6 +326,13 @@ TEST(LoadHeaderTest, CarriesTheConfigAndReadyCarriesMetadata) {
   EXPECT_EQ(ready->inputs[0].shape, Shape({-1, 4}));
   ASSERT_EQ(ready->outputs.size(), 1u);
   EXPECT_EQ(ready->outputs[0].datatype, DataType::kInt64);
+  EXPECT_FALSE(ready->wants_headers);  // absent: false
+  EXPECT_FALSE(ready->has_explainer);
+  auto flags = ParseReady(R"({"platform":"","inputs":[],"outputs":[],"headers":true,)"
+                          R"("explain":true})");
+  ASSERT_TRUE(flags.ok()) << flags.status().ToString();
+  EXPECT_TRUE(flags->wants_headers);
+  EXPECT_TRUE(flags->has_explainer);
   EXPECT_FALSE(ParseReady(R"({"inputs":[{"name":"x","datatype":"NOPE"}]})").ok());
 }
 

@@ -98,9 +98,16 @@ class CustomModel:
         self.preprocess = _Handler(pre, loop) if pre else None
         self.postprocess = _Handler(post, loop) if post else None
         self.predict = _Handler(self.model.predict, loop)
-        explain = getattr(self.model, "explain", None)
+        # An explainer: the class's own explain(), or Model's default when it forwards to an
+        # explainer_host. Without one the server answers :explain with 501 itself.
+        explain = _overridden(self.model, "explain")
+        if explain is None and getattr(self.model, "explainer_host", None):
+            explain = getattr(self.model, "explain", None)
         self.explain = _Handler(explain, loop) if explain else None
         self.validate = getattr(self.model, "validate", None)
+        # The server sends request headers only when a method takes them.
+        self.wants_headers = any(h is not None and h.arity >= 2 for h in (
+            self.preprocess, self.predict, self.postprocess, self.explain))
 
     def _where(self, exc):
         return f"python model file '{self.file}': {describe_exception(exc, self.file)}"
@@ -221,7 +228,8 @@ class CustomModel:
             return out
 
         return {"platform": self.platform, "inputs": specs("get_input_types"),
-                "outputs": specs("get_output_types")}
+                "outputs": specs("get_output_types"), "headers": self.wants_headers,
+                "explain": self.explain is not None}
 
     def run(self, payload, headers, explain=False):
         if self.preprocess is not None:
@@ -238,11 +246,11 @@ class CustomModel:
             result = self.postprocess(result, headers)
         return result
 
-    def infer_v2(self, request):
-        return self.run(request, {})
+    def infer_v2(self, request, headers):
+        return self.run(request, headers)
 
-    def predict_v1(self, body, explain):
-        return self.run(_parse_v1(body), {}, explain)
+    def predict_v1(self, body, explain, headers):
+        return self.run(_parse_v1(body), headers, explain)
 
 
 def _parse_v1(body):
@@ -285,7 +293,8 @@ class SklearnModel:
                             f"{self.method} method")
         n = getattr(self.model, "n_features_in_", None)
         self.n_features = int(n) if isinstance(n, (int, np.integer)) else None
-        self._metadata = {"platform": self.platform, "inputs": [], "outputs": []}
+        self._metadata = {"platform": self.platform, "inputs": [], "outputs": [],
+                          "headers": False, "explain": False}
         if self.n_features is not None:
             self._metadata["inputs"] = [{"name": "input-0", "datatype": "FP64",
                                          "shape": [-1, self.n_features]}]
@@ -315,7 +324,7 @@ class SklearnModel:
         except Exception as e:
             raise errors.InferenceError(str(e)) from None
 
-    def infer_v2(self, request):
+    def infer_v2(self, request, headers):
         if len(request.inputs) != 1:
             names = ", ".join(f"'{i.name}'" for i in request.inputs)
             raise errors.InvalidInput(
@@ -331,7 +340,7 @@ class SklearnModel:
         output = array_output("output-0", result)
         return InferResponse(request.id, self.name, [output])
 
-    def predict_v1(self, body, explain):
+    def predict_v1(self, body, explain, headers):
         if explain:
             raise NotImplementedError(f"model {self.name} has no explainer")
         payload = _parse_v1(body)

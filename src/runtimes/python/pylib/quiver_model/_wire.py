@@ -198,6 +198,14 @@ def v1_answer(result):
     return dump_json({"predictions": result})
 
 
+def explain_answer(result):
+    """The body of an :explain answer: what explain() (and postprocess) returned, as JSON, as
+    KServe sends it (a dict, a list, an array; not wrapped in "predictions")."""
+    if isinstance(result, InferResponse):
+        return dump_json(result.to_rest())
+    return dump_json(result)
+
+
 # --------------------------------------------------------------------------------------------
 # V2 requests and answers
 

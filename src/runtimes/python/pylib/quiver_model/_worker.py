@@ -12,8 +12,8 @@ import sys
 from . import errors
 from ._loaders import CustomModel, LoadError, SklearnModel
 from ._wire import (ERROR, EXPLAIN_V1, INFER_V2, LOAD, PREDICT_V1, READY, RESULT_V1, RESULT_V2,
-                    Region, dump_json, error_header, make_request, outputs_of, read_frame,
-                    send_frame, v1_answer, write_outputs)
+                    Region, dump_json, error_header, explain_answer, make_request, outputs_of,
+                    read_frame, send_frame, v1_answer, write_outputs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,12 +65,16 @@ def main(sock_fd, region_fd, model_name):
             elif kind == INFER_V2:
                 request_header = json.loads(header)
                 request = make_request(request_header, region, model.name)
-                outputs, parameters = outputs_of(model.infer_v2(request))
+                headers = request_header.get("headers") or {}
+                outputs, parameters = outputs_of(model.infer_v2(request, headers))
                 send_frame(sock, RESULT_V2,
                             write_outputs(outputs, parameters, request_header, region))
             elif kind in (PREDICT_V1, EXPLAIN_V1):
-                result = model.predict_v1(payload, kind == EXPLAIN_V1)
-                send_frame(sock, RESULT_V1, b"{}", v1_answer(result))
+                headers = (json.loads(header) if header else {}).get("headers") or {}
+                explain = kind == EXPLAIN_V1
+                result = model.predict_v1(payload, explain, headers)
+                send_frame(sock, RESULT_V1, b"{}",
+                           explain_answer(result) if explain else v1_answer(result))
             else:
                 raise errors.InvalidInput(f"unknown request kind {kind}")
         except LoadError as e:  # the server logs it as the model's FAILED reason

@@ -89,8 +89,20 @@ Status BatchQueue::Enqueue(std::unique_ptr<InferJob>& job, Clock::time_point now
   if (timeout.count() > 0) e.deadline = now + timeout;
   job->enqueued = now;
   e.job = std::move(job);
+  queued_items_ += e.items;
+  last_deadline_ = e.deadline;
   queue.push_back(std::move(e));
   return Status::Ok();
+}
+
+bool BatchQueue::EnqueueNeedsWake(Clock::time_point waiting_until) const {
+  if (config_.max_queue_delay.count() == 0) return true;
+  if (size() == 1) return true;  // the instance waits without a deadline on an empty queue
+  if (queued_items_ >= config_.max_batch_size) return true;
+  for (int64_t p : config_.preferred_batch_sizes) {
+    if (p <= queued_items_) return true;
+  }
+  return last_deadline_ < waiting_until;
 }
 
 std::vector<std::unique_ptr<InferJob>> BatchQueue::TakeExpired(Clock::time_point now) {
@@ -103,6 +115,7 @@ std::vector<std::unique_ptr<InferJob>> BatchQueue::TakeExpired(Clock::time_point
         continue;
       }
       if (config_.timeout_action == BatchingConfig::TimeoutAction::kReject) {
+        queued_items_ -= it->items;
         out.push_back(std::move(it->job));
       } else {
         it->deadline = Clock::time_point::max();
@@ -177,7 +190,10 @@ std::vector<std::unique_ptr<InferJob>> BatchQueue::NextBatch(Clock::time_point n
   }
   std::vector<std::unique_ptr<InferJob>> batch;
   batch.reserve(take);
-  for (size_t k = 0; k < take; ++k) batch.push_back(std::move(levels_[picks[k].level][picks[k].index].job));
+  for (size_t k = 0; k < take; ++k) {
+    batch.push_back(std::move(levels_[picks[k].level][picks[k].index].job));
+    queued_items_ -= picks[k].items;
+  }
   // Remove the taken entries (their jobs are now null).
   for (auto& level : levels_) {
     level.erase(std::remove_if(level.begin(), level.end(), [](const Entry& e) { return !e.job; }),

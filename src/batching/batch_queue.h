@@ -40,6 +40,14 @@ class BatchQueue {
                                                    Clock::time_point* wake_at,
                                                    bool flush = false);
 
+  // Whether an instance that is waiting for the queue's next event (idle, or in a timed wait
+  // until `waiting_until`, Clock::time_point::max() for an untimed wait) must be woken after
+  // the Enqueue that has just succeeded: the queue was empty before it, or a batch can now leave
+  // by size (or at once, with no delay), or the new request's timeout falls before that wait
+  // ends. Otherwise the wait the instance already holds is still right, and waking it would
+  // cost a context switch per request for nothing (Triton wakes its batcher the same way).
+  bool EnqueueNeedsWake(Clock::time_point waiting_until) const;
+
   size_t size() const;
   bool empty() const { return size() == 0; }
 
@@ -54,6 +62,8 @@ class BatchQueue {
 
   const BatchingConfig config_;
   std::vector<std::deque<Entry>> levels_;  // index 0 is priority level 1
+  int64_t queued_items_ = 0;               // items of every queued request, all keys
+  Clock::time_point last_deadline_ = Clock::time_point::max();  // of the last Enqueue
 };
 
 // The key under which requests may share a batch, and the request's item count.

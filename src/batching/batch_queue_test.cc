@@ -268,5 +268,50 @@ TEST_F(BatchQueueTest, ExecutionErrorReachesEveryRequest) {
   }
 }
 
+// Waking the instance on every enqueue costs a context switch per request; it is woken only
+// when what it waits for has changed.
+TEST(BatchQueueWakeTest, EnqueueWakesTheInstanceOnlyWhenItsWaitIsWrong) {
+  BatchingConfig config = Config(8, 500);
+  config.preferred_batch_sizes = {4};
+  config.allow_timeout_override = true;
+  BatchQueue q(config);
+  Clock::time_point t0{};
+  Clock::time_point wait_until = t0 + microseconds(500);  // the head's delay
+  Outcome o[8];
+  auto enqueue = [&](int i, int64_t rows, int64_t timeout_us = 0) {
+    auto job = Job(&o[i], rows, 2, i);
+    if (timeout_us) job->request.parameters.Set("timeout", timeout_us);
+    ASSERT_TRUE(q.Enqueue(job, t0 + microseconds(i)).ok());
+  };
+  enqueue(0, 1);
+  EXPECT_TRUE(q.EnqueueNeedsWake(Clock::time_point::max())) << "first request: set the timer";
+  enqueue(1, 1);
+  EXPECT_FALSE(q.EnqueueNeedsWake(wait_until)) << "2 items, the head's timer still holds";
+  enqueue(2, 1, /*timeout_us=*/100);
+  EXPECT_TRUE(q.EnqueueNeedsWake(wait_until)) << "its timeout ends before the timer";
+  EXPECT_FALSE(q.EnqueueNeedsWake(t0 + microseconds(50)));
+  enqueue(3, 1);
+  EXPECT_TRUE(q.EnqueueNeedsWake(wait_until)) << "4 items: the preferred size can leave";
+
+  BatchQueue no_delay(Config(8, 0));
+  auto job = Job(&o[4], 1);
+  ASSERT_TRUE(no_delay.Enqueue(job, t0).ok());
+  auto job2 = Job(&o[5], 1);
+  ASSERT_TRUE(no_delay.Enqueue(job2, t0).ok());
+  EXPECT_TRUE(no_delay.EnqueueNeedsWake(t0 + microseconds(10))) << "no delay: always";
+
+  BatchQueue full(Config(2, 500));
+  auto a = Job(&o[6], 1);
+  auto b = Job(&o[7], 1);
+  ASSERT_TRUE(full.Enqueue(a, t0).ok());
+  ASSERT_TRUE(full.Enqueue(b, t0).ok());
+  EXPECT_TRUE(full.EnqueueNeedsWake(t0 + microseconds(500))) << "max_batch_size reached";
+  Clock::time_point wake;
+  EXPECT_EQ(full.NextBatch(t0, &wake).size(), 2u);
+  auto c = Job(&o[6], 1);
+  ASSERT_TRUE(full.Enqueue(c, t0).ok());
+  EXPECT_TRUE(full.EnqueueNeedsWake(Clock::time_point::max())) << "taken items are not counted";
+}
+
 }  // namespace
 }  // namespace quiver

@@ -1,5 +1,7 @@
 #include "repository/servable_model.h"
 
+#include <sys/prctl.h>
+
 #include "batching/batch_execution.h"
 
 namespace quiver {
@@ -105,6 +107,7 @@ void ServableModel::Submit(std::unique_ptr<ModelJob> job) {
   }
   std::unique_ptr<InferJob> infer(static_cast<InferJob*>(job.release()));
   Status status;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (config_.batching.preserve_ordering) {
@@ -120,13 +123,14 @@ void ServableModel::Submit(std::unique_ptr<ModelJob> job) {
       status = batches_->Enqueue(infer, BatchQueue::Clock::now());
     }
     if (status.ok() && metrics_) metrics_->AddPending(1);
+    if (status.ok()) wake = batches_->EnqueueNeedsWake(waiting_until_);
   }
   if (!status.ok()) {
     // Rejected at once (queue full, too many items, bad priority): answered here.
     infer->Complete(std::move(status), InferResponse{});
     return;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void ServableModel::Deliver(uint64_t seq, InferJob* raw, Status status, InferResponse response) {
@@ -142,6 +146,9 @@ void ServableModel::Deliver(uint64_t seq, InferJob* raw, Status status, InferRes
 }
 
 void ServableModel::InstanceLoop() {
+  // A delayed batch leaves when its timed wait ends; the default 50 us of timer slack would be
+  // added to every one of them (measured: dispatch p50 60 us after the deadline). 1 us instead.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (!queue_.empty()) {
@@ -183,6 +190,7 @@ void ServableModel::InstanceLoop() {
         continue;
       }
       if (stopping_ && batches_->empty()) return;
+      waiting_until_ = wake;
       if (wake != BatchQueue::Clock::time_point::max()) {
         cv_.wait_until(lock, wake);
         continue;

@@ -59,6 +59,9 @@ class ServableModel {
   std::deque<std::unique_ptr<ModelJob>> queue_;  // guarded by mu_: jobs run one at a time
   std::unique_ptr<BatchQueue> batches_;          // guarded by mu_: set when batching
   bool stopping_ = false;                        // guarded by mu_
+  // When the last instance to wait for the batch queue's next event will wake on its own
+  // (time_point::max() for an untimed wait); guarded by mu_. Submit wakes it only when needed.
+  std::chrono::steady_clock::time_point waiting_until_ = std::chrono::steady_clock::time_point::max();
   uint64_t next_seq_ = 0;                        // guarded by mu_
 
   struct Finished {

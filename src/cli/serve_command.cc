@@ -2,9 +2,12 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -37,6 +40,12 @@ struct ServeFlags {
   std::string model_repository;
   std::string model_name = "model";
   std::string model_dir;
+  // KServe's transformer flags: where the predictor (and explainer) is and how to call it. They
+  // become parameters of the --model_dir model (config.yaml's own values win), which is how a
+  // custom Python Model receives them.
+  std::string predictor_host;
+  std::string predictor_protocol;
+  std::string explainer_host;
   std::string host = "0.0.0.0";
   int http_port = 8080;
   int grpc_port = 8081;
@@ -119,6 +128,11 @@ Status DeclareModels(const ServeFlags& f, ModelRepository* repo) {
     repo->SetRoot(f.model_repository);
   }
   if (!f.model_dir.empty()) {
+    std::map<std::string, std::string> defaults;
+    if (!f.predictor_host.empty()) defaults["predictor_host"] = f.predictor_host;
+    if (!f.predictor_protocol.empty()) defaults["protocol"] = f.predictor_protocol;
+    if (!f.explainer_host.empty()) defaults["explainer_host"] = f.explainer_host;
+    repo->SetParameterDefaults(f.model_name, std::move(defaults));
     repo->Declare(f.model_name, ReadModelConfig(f.model_dir, f.model_name), f.model_dir,
                   load_at_start(f.model_name));
   }
@@ -233,7 +247,22 @@ int RunServe(const ServeFlags& f) {
     http->Shutdown();
     if (grpc) grpc->Shutdown(std::chrono::system_clock::now() + drain);
   });
-  std::thread loader([&repository] { repository.LoadAll(); });
+  // KServe's model server exits when its one model cannot be loaded (NoModelReady), so that
+  // a supervisor (kubelet, `quiver up`) sees the failure and restarts it with backoff. With
+  // --model_dir Quiver does the same; a model repository keeps serving the other models.
+  std::atomic<bool> single_model_failed{false};
+  std::thread loader([&repository, &f, &single_model_failed] {
+    repository.LoadAll();
+    if (f.model_dir.empty()) return;
+    auto entry = repository.Find(f.model_name);
+    if (entry != nullptr && entry->state == ModelState::kFailed) {
+      spdlog::error("model '{}' could not be loaded, and it is the only model (--model_dir): "
+                    "exiting: {}",
+                    f.model_name, entry->reason);
+      single_model_failed = true;
+      ::kill(::getpid(), SIGTERM);  // the signal thread drains and stops the server
+    }
+  });
 
   http->Run();
   loader.join();
@@ -248,7 +277,7 @@ int RunServe(const ServeFlags& f) {
                                                                          std::chrono::seconds(5)));
   }
   spdlog::info("stopped");
-  return 0;
+  return single_model_failed ? 1 : 0;
 }
 
 }  // namespace
@@ -263,6 +292,15 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--model-dir,--model_dir", flags->model_dir,
                   "Directory holding one model (KServe's flag)");
+  cmd->add_option("--predictor-host,--predictor_host", flags->predictor_host,
+                  "A transformer's predictor, host:port[/path] (KServe's flag); given to the "
+                  "--model_dir model as parameters.predictor_host");
+  cmd->add_option("--protocol,--predictor-protocol,--predictor_protocol",
+                  flags->predictor_protocol,
+                  "Protocol of the predictor: v1, v2 or grpc-v2 (KServe's flag)")
+      ->check(CLI::IsMember({"v1", "v2", "grpc-v2"}));
+  cmd->add_option("--explainer-host,--explainer_host", flags->explainer_host,
+                  "The explainer, host:port (KServe's flag)");
   cmd->add_option("--host", flags->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--http-port,--http_port", flags->http_port, "HTTP port (0: any free port)")
       ->capture_default_str()

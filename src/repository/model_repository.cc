@@ -120,6 +120,9 @@ Status ModelRepository::Load(const std::string& name,
   std::shared_ptr<ServableModel> servable;
   ModelConfig config = read.ok() ? *read : current->config;
   if (!config.batching.explicitly_set) config.batching = default_batching_;
+  if (auto d = parameter_defaults_.find(name); d != parameter_defaults_.end()) {
+    for (const auto& [key, value] : d->second) config.parameters.emplace(key, value);
+  }
   if (status.ok()) {
     auto runtime = registry_->Get(config.format);
     if (!runtime.ok()) {

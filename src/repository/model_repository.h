@@ -44,6 +44,11 @@ class ModelRepository {
   // with its error and becomes FAILED at once. A later declaration of the same name wins.
   void Declare(const std::string& name, StatusOr<ModelConfig> config,
                const std::filesystem::path& dir = {}, bool load = true);
+  // Parameters a model gets when its config.yaml does not set them (serve's KServe flags such
+  // as --predictor_host), applied on every load. Set before loading.
+  void SetParameterDefaults(const std::string& name, std::map<std::string, std::string> params) {
+    parameter_defaults_[name] = std::move(params);
+  }
   // The model repository folder (each sub-folder a model). Rescan declares new folders, not
   // loaded, so the repository index lists them.
   void SetRoot(const std::filesystem::path& root) { root_ = root; }
@@ -82,6 +87,7 @@ class ModelRepository {
   RuntimeRegistry* registry_;
   std::filesystem::path root_;
   BatchingConfig default_batching_;
+  std::map<std::string, std::map<std::string, std::string>> parameter_defaults_;  // see above
   observe::InferenceMetrics* metrics_ = nullptr;
   std::mutex names_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> name_locks_;  // guarded by names_mu_

@@ -2,7 +2,8 @@
 # Installs what Quiver needs on Debian 12 (as root), skipping packages already present, then
 # configures and builds. Usage: scripts/setup.sh [--test] [--bench] [--no-build]
 #   --test   also the packages the test suite uses (pytest, requests, xgboost for Python;
-#            prometheus for promtool and a real Prometheus scraping /metrics)
+#            prometheus for promtool and a real Prometheus scraping /metrics; npm and, from the
+#            npm registry into .cache/node, s3rver: a real S3-protocol server)
 #   --bench  also the load generator and the nginx baseline used by bench/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,13 +11,13 @@ cd "$(dirname "$0")/.."
 build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev libyaml-cpp-dev
   libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libxgboost-dev libgrpc++-dev libprotobuf-dev
   protobuf-compiler protobuf-compiler-grpc libopencv-dev libtorch-dev libpython3.11-dev
-  libcurl4-openssl-dev)
+  libcurl4-openssl-dev nlohmann-json3-dev libsqlite3-dev libarchive-dev)
 # What models need at serving time: the Python runtime's workers import numpy, and scikit-learn
 # models are unpickled with joblib. libcurl4: trace export and payload-log sinks load it on first
 # use (the -dev package brings it too; named for the runtime image).
 runtime_packages=(python3 python3-numpy python3-sklearn python3-joblib libcurl4)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
-  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps prometheus)
+  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps prometheus npm)
 # python3-xgboost/numpy: bench/batching_bench.py's in-process baseline; python3-grpcio/protobuf:
 # bench/protocol_bench.py's gRPC answer check; binutils (nm, readelf): its batch-size uprobe.
 bench_packages=(wrk nginx-light util-linux curl python3-xgboost python3-numpy python3-grpcio
@@ -24,9 +25,10 @@ bench_packages=(wrk nginx-light util-linux curl python3-xgboost python3-numpy py
 
 want=("${build_packages[@]}" "${runtime_packages[@]}")
 build=1
+tests=0
 for arg in "$@"; do
   case "$arg" in
-    --test) want+=("${test_packages[@]}") ;;
+    --test) want+=("${test_packages[@]}"); tests=1 ;;
     --bench) want+=("${bench_packages[@]}") ;;
     --no-build) build=0 ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
@@ -48,6 +50,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$tests" = 1 ]; then
+  scripts/s3-server.sh --install
 fi
 
 if [ "$build" = 1 ]; then

@@ -2,7 +2,9 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_command.h"
+#include "cli/resource_commands.h"
 #include "cli/serve_command.h"
+#include "cli/up_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Quiver: a KServe-compatible model server"};
@@ -10,6 +12,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", QUIVER_VERSION);
   quiver::AddServeCommand(app);
   quiver::AddBenchCommand(app);
+  quiver::AddUpCommand(app);
+  quiver::AddResourceCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

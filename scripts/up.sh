@@ -24,15 +24,8 @@ for _ in $(seq 300); do
 done
 cat "$out"
 
-"$quiver" apply -f examples/inferenceservices/
 echo "Waiting for the services to be ready (replica logs: $QUIVER_STATE_DIR/logs) ..."
-for _ in $(seq 600); do
-  if ! "$quiver" get isvc | awk 'NR > 1 && $3 != "True" { missing = 1 } END { exit missing }'; then
-    sleep 0.5
-    continue
-  fi
-  break
-done
+"$quiver" apply -f examples/inferenceservices/ --wait 300
 "$quiver" get isvc
 
 cat <<MSG

@@ -8,10 +8,13 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/api_client.h"
@@ -410,7 +413,57 @@ std::vector<std::string> Row(const spec::KindInfo& kind, const Json& obj, bool w
 struct ApplyFlags {
   ConnectionFlags conn;
   std::vector<std::string> files;
+  int wait_seconds = 0;  // > 0: wait for the InferenceServices to be Ready, showing progress
 };
+
+// Waits until every InferenceService in `names` (namespace, name) has Ready=True, printing one
+// progress line per service whenever its state changes (the predictor's condition message
+// carries the download progress). Returns 0 when all are ready, 1 on timeout or error.
+int WaitReady(api::ApiClient& client, const std::vector<std::pair<std::string, std::string>>& names,
+              int timeout_seconds) {
+  const spec::KindInfo& kind = spec::InfoOf(spec::Kind::kInferenceService);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  std::map<std::string, std::string> shown;
+  std::set<std::string> ready;
+  while (ready.size() < names.size()) {
+    for (const auto& [ns, name] : names) {
+      if (ready.count(ns + "/" + name)) continue;
+      auto r = client.Call("GET", ObjectPath(kind, ns, name));
+      if (!r.ok()) return PrintError(r.status().message());
+      if (r->status != 200) return PrintServerError(*r);
+      Json doc = Json::parse(r->body, nullptr, false);
+      std::string line = "not ready";
+      bool is_ready = false;
+      for (const auto& c : At(doc, {"status", "conditions"})) {
+        std::string type = c.value("type", "");
+        if (type == "Ready" && c.value("status", "") == "True") is_ready = true;
+        if (type.size() > 5 && type.substr(type.size() - 5) == "Ready" && type != "Ready" &&
+            type != "IngressReady" && c.value("status", "") != "True") {
+          line = type + ": " + c.value("reason", "") +
+                 (c.contains("message") ? " (" + c.value("message", "") + ")" : "");
+        }
+      }
+      if (is_ready) {
+        ready.insert(ns + "/" + name);
+        const Json& url = At(doc, {"status", "url"});
+        line = "ready" + (url.is_string() ? " at " + url.get<std::string>() : std::string());
+      }
+      std::string& last = shown[ns + "/" + name];
+      if (line != last) {
+        std::cout << "inferenceservice.serving.kserve.io/" << name << " " << line << std::endl;
+        last = line;
+      }
+    }
+    if (ready.size() == names.size()) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "error: timed out after " << timeout_seconds
+                << " s waiting for the InferenceServices to be Ready\n";
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return 0;
+}
 
 int RunApply(const ApplyFlags& f) {
   auto manifests = ReadManifests(f.files);
@@ -423,6 +476,7 @@ int RunApply(const ApplyFlags& f) {
   if (!options.ok()) return PrintError(options.status().message());
   api::ApiClient client(*options);
   int rc = 0;
+  std::vector<std::pair<std::string, std::string>> waited;  // InferenceServices applied
   for (const auto& m : *manifests) {
     const Json& doc = m.doc;
     const spec::KindInfo& kind = spec::InfoOf(spec::KindOf(doc));
@@ -469,6 +523,10 @@ int RunApply(const ApplyFlags& f) {
       continue;
     }
     std::cout << label << " " << verb << "\n";
+    if (kind.kind == spec::Kind::kInferenceService) waited.emplace_back(ns, name);
+  }
+  if (rc == 0 && f.wait_seconds > 0 && !waited.empty()) {
+    return WaitReady(client, waited, f.wait_seconds);
   }
   return rc;
 }
@@ -794,6 +852,10 @@ void AddResourceCommands(CLI::App& app) {
         "apply", "Create or update resources from YAML/JSON files (like kubectl apply)");
     cmd->add_option("-f,--filename", f->files, "File, directory of .yaml/.json files, or -")
         ->required();
+    cmd->add_option("--wait", f->wait_seconds,
+                    "Wait up to this many seconds for the InferenceServices to be Ready, "
+                    "showing their progress (downloads, replicas); exit 1 on timeout")
+        ->check(CLI::Range(0, 86400));
     AddConnectionFlags(cmd, &f->conn);
     cmd->callback([f] { throw CLI::RuntimeError(RunApply(*f)); });
   }

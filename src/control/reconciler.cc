@@ -372,6 +372,7 @@ Status Reconciler::ReconcileService(Json doc) {
   Json components = Json::object();
   bool all_ready = true;
   std::optional<ComponentOutcome> predictor_outcome;
+  std::map<std::string, std::set<std::string>> outcomes;  // component → revisions kept
   for (ComponentType type : kComponentTypes) {
     const spec::ComponentSpec* comp = ComponentOf(*isvc, type);
     std::string type_name(spec::ComponentTypeName(type));
@@ -383,6 +384,7 @@ Status Reconciler::ReconcileService(Json doc) {
         ReconcileComponent(*isvc, type, *comp, doc["spec"][type_name], old_status,
                            ComponentOf(*isvc, ComponentType::kPredictor));
     route.component(GatewayComponent(type)) = outcome.traffic;
+    outcomes[type_name] = outcome.keep;
     Json c = Json::object();
     if (!outcome.latest_created.empty()) c["latestCreatedRevision"] = outcome.latest_created;
     if (!outcome.latest_ready.empty()) c["latestReadyRevision"] = outcome.latest_ready;
@@ -415,6 +417,12 @@ Status Reconciler::ReconcileService(Json doc) {
   if (!published.ok()) {
     routes_.erase(ns + "/" + name);
     PublishRoutes();
+  }
+  // Only now that the gateway routes to the kept revisions are the others drained and stopped.
+  for (ComponentType type : kComponentTypes) {
+    const std::string type_name(spec::ComponentTypeName(type));
+    auto it = outcomes.find(type_name);
+    if (it != outcomes.end()) RetireRevisions({ns, name, type_name}, it->second, false);
   }
   condition("IngressReady", published.ok(), "RouteRejected", published.message());
   condition("Ready", all_ready && published.ok(), all_ready ? "RouteRejected" : "ComponentsNotReady",
@@ -584,7 +592,7 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
   }
   out.rolled_out = rolled_out;
   out.previous_rolled_out = previous;
-  RetireRevisions(ck, keep, false);
+  out.keep = std::move(keep);
   return out;
 }
 

@@ -105,6 +105,9 @@ class Reconciler {
     int failed_copies = 0;
     int total_copies = 0;
     std::string model_state;          // Pending|Loading|Loaded|FailedToLoad
+    // Revisions that keep their replicas; the others are stopped once the gateway no longer
+    // routes to them (so no request is sent to a replica that is shutting down).
+    std::set<std::string> keep;
     gateway::Traffic traffic;
   };
 

@@ -265,9 +265,14 @@ def test_transformer_in_front_of_a_predictor_and_a_custom_predictor(daemon):
 
 def test_http_storage_and_a_changed_spec_makes_a_new_revision(daemon, http_models):
     d = daemon()
-    d.cli("apply", "-f", "-", input=isvc_yaml("xgb-http", "xgboost",
-                                               http_models + "/xgboost-iris.tar.gz", "v2"))
-    d.wait_ready("xgb-http")
+    out = d.cli("apply", "-f", "-", "--wait", "120", input=isvc_yaml(
+        "xgb-http", "xgboost", http_models + "/xgboost-iris.tar.gz", "v2")).stdout
+    # --wait shows the progress and ends when the service is ready.
+    assert "inferenceservice.serving.kserve.io/xgb-http created" in out
+    assert out.rstrip().endswith(
+        "inferenceservice.serving.kserve.io/xgb-http ready at "
+        "http://xgb-http.default.example.com"), out
+    assert condition(d.isvc("xgb-http"), "Ready") == "True"
     r = d.post("xgb-http.default.example.com", "/v2/models/xgb-http/infer", v2_iris_body())
     assert r.status_code == 200, r.text
     # The same URI again is served from the cache (no second download).
@@ -330,8 +335,15 @@ def test_replica_killed_is_replaced_and_daemon_restart_loses_nothing(daemon, tmp
     after = d2.wait_ready("sklearn-iris")
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
     assert after["metadata"]["creationTimestamp"] == before["metadata"]["creationTimestamp"]
-    r = d2.post("sklearn-iris.default.example.com", "/v1/models/sklearn-iris:predict",
-                {"instances": [IRIS_ROW]})
+    # The new gateway routes to the adopted replica once its readiness probe passes (the status
+    # read back from the store may say Ready a moment before that).
+    deadline = time.time() + 30
+    while True:
+        r = d2.post("sklearn-iris.default.example.com", "/v1/models/sklearn-iris:predict",
+                    {"instances": [IRIS_ROW]})
+        if r.status_code == 200 or time.time() > deadline:
+            break
+        time.sleep(0.1)
     assert r.status_code == 200, r.text + d2.log
     assert all(pathlib.Path(f"/proc/{p}").exists() for p in replica), "replica was not adopted"
     assert "adopted replica" in d2.log

@@ -210,7 +210,7 @@ TEST_F(ApiHandlerTest, LogsEventsAndRevisionsComeFromTheStore) {
   fs::path log = dir_ / "replica.log";
   std::ofstream(log) << "loaded model sklearn-iris\n";
   ASSERT_TRUE(
-      store_->PutReplica({predictor, rev->name, 0, 1, 1, {8080}, log.string(), "ready"}).ok());
+      store_->PutReplica({predictor, rev->name, 0, 1, 1, {8080}, log.string(), "Ready"}).ok());
   auto logs = Call("GET", base + "/log?component=predictor");
   ASSERT_EQ(logs.status, 200);
   EXPECT_EQ(logs.body, "loaded model sklearn-iris\n");

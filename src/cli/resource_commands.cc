@@ -726,7 +726,7 @@ int RunDescribe(const DescribeFlags& f) {
         {"  Component", "Revision", "Created", "Replicas", "Ready"}};
     for (const auto& r : At(revs, {"items"})) {
       int ready = 0;
-      for (const auto& rep : At(r, {"replicas"})) ready += rep.value("state", "") == "ready";
+      for (const auto& rep : At(r, {"replicas"})) ready += rep.value("state", "") == "Ready";
       rows.push_back({"  " + Cell(At(r, {"component"})), Cell(At(r, {"name"})),
                       Cell(At(r, {"created"})), std::to_string(At(r, {"replicas"}).size()),
                       std::to_string(ready)});

@@ -77,7 +77,7 @@ struct Replica {
   uint64_t process_start_time = 0;
   std::vector<int> ports;
   std::string log_path;
-  std::string state;  // "starting" | "ready" | "draining" | "failed", the supervisor's words
+  std::string state;  // the supervisor's words: "Starting", "Ready", "Unready", "Failed", "Draining"
 };
 
 struct Event {

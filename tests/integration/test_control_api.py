@@ -398,7 +398,7 @@ def test_logs_read_the_replica_files_the_store_records(tmp_path, daemons):
         db.execute("INSERT INTO revisions VALUES (?, 1, 'sklearn-iris-predictor-00001', 'fp',"
                    " '{}', '2026-01-01T00:00:00Z', '{}')", (key,))
         db.execute("INSERT INTO replicas VALUES (?, 'sklearn-iris-predictor-00001', 0, 1, 1,"
-                   " '[8080]', ?, 'ready')", (key, str(log)))
+                   " '[8080]', ?, 'Ready')", (key, str(log)))
     db.close()
     r = cli(state, "logs", "isvc/sklearn-iris", "--component", "predictor")
     assert r.returncode == 0, r.stderr

@@ -2,8 +2,9 @@
 # Installs what Quiver needs on Debian 12 (as root), skipping packages already present, then
 # configures and builds. Usage: scripts/setup.sh [--test] [--bench] [--no-build]
 #   --test   also the packages the test suite uses (pytest, requests, xgboost for Python;
-#            prometheus for promtool and a real Prometheus scraping /metrics; npm and, from the
-#            npm registry into .cache/node, s3rver: a real S3-protocol server)
+#            prometheus for promtool and a real Prometheus scraping /metrics; s3rver, a real
+#            S3-protocol server, from the npm registry into .cache/node, with Debian's npm
+#            installed only when no npm is on PATH: a nodejs that bundles npm conflicts with it)
 #   --bench  also the load generator and the nginx baseline used by bench/
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev li
 # use (the -dev package brings it too; named for the runtime image).
 runtime_packages=(python3 python3-numpy python3-sklearn python3-joblib libcurl4)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
-  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps prometheus npm)
+  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps prometheus)
 # python3-xgboost/numpy: bench/batching_bench.py's in-process baseline; python3-grpcio/protobuf:
 # bench/protocol_bench.py's gRPC answer check; binutils (nm, readelf): its batch-size uprobe.
 bench_packages=(wrk nginx-light util-linux curl python3-xgboost python3-numpy python3-grpcio

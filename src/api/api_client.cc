@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "storage/curl_api.h"
+#include "common/curl_api.h"
 
 namespace quiver::api {
 namespace {
@@ -24,7 +24,7 @@ ApiClient::ApiClient(ApiClientOptions options) : options_(std::move(options)) {
 // models does not map it unless a command needs it.
 StatusOr<ApiReply> ApiClient::Call(std::string_view method, std::string_view path,
                                    std::string_view json_body) {
-  QUIVER_ASSIGN_OR_RETURN(const storage::CurlApi* api, storage::LoadCurl());
+  QUIVER_ASSIGN_OR_RETURN(const CurlApi* api, LoadCurl());
   std::unique_ptr<CURL, void (*)(CURL*)> handle(api->easy_init(), api->easy_cleanup);
   CURL* curl = handle.get();
   if (curl == nullptr) return Internal("libcurl could not create a handle");

@@ -1,64 +1,15 @@
 #include "observe/http_client.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <mutex>
 #include <string>
-#include <type_traits>
+
+#include "common/curl_api.h"
 
 namespace quiver::observe {
 namespace {
-
-// libcurl, loaded on first use rather than linked: `quiver serve` without tracing or payload
-// logging then maps none of libcurl's thirty-odd libraries (about 4 MB of idle RSS).
-struct CurlApi {
-  CURLcode (*global_init)(long);
-  CURL* (*easy_init)();
-  void (*easy_cleanup)(CURL*);
-  void (*easy_reset)(CURL*);
-  CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
-  CURLcode (*easy_perform)(CURL*);
-  CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
-  const char* (*easy_strerror)(CURLcode);
-  curl_slist* (*slist_append)(curl_slist*, const char*);
-  void (*slist_free_all)(curl_slist*);
-};
-
-struct LoadedCurl {
-  CurlApi api{};
-  std::string error;  // why it could not be loaded; empty when loaded
-};
-
-const LoadedCurl& Curl() {
-  static const LoadedCurl loaded = [] {
-    LoadedCurl out;
-    void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (lib == nullptr) {
-      out.error = std::string("cannot load libcurl.so.4 (Debian package libcurl4): ") + dlerror();
-      return out;
-    }
-    auto sym = [&](auto* fn, const char* name) {
-      *fn = reinterpret_cast<std::remove_pointer_t<decltype(fn)>>(dlsym(lib, name));
-      if (*fn == nullptr && out.error.empty()) out.error = std::string("libcurl: no ") + name;
-    };
-    sym(&out.api.global_init, "curl_global_init");
-    sym(&out.api.easy_init, "curl_easy_init");
-    sym(&out.api.easy_cleanup, "curl_easy_cleanup");
-    sym(&out.api.easy_reset, "curl_easy_reset");
-    sym(&out.api.easy_setopt, "curl_easy_setopt");
-    sym(&out.api.easy_perform, "curl_easy_perform");
-    sym(&out.api.easy_getinfo, "curl_easy_getinfo");
-    sym(&out.api.easy_strerror, "curl_easy_strerror");
-    sym(&out.api.slist_append, "curl_slist_append");
-    sym(&out.api.slist_free_all, "curl_slist_free_all");
-    // Once, before any handle exists (the library is never unloaded).
-    if (out.error.empty()) out.api.global_init(CURL_GLOBAL_DEFAULT);
-    return out;
-  }();
-  return loaded;
-}
 
 // The response body is not needed: delivery only cares about the status.
 size_t Discard(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
@@ -71,15 +22,12 @@ int AbortWhenPastDeadline(void* deadline_ns, curl_off_t, curl_off_t, curl_off_t,
 
 }  // namespace
 
-Status HttpClientAvailable() {
-  const LoadedCurl& curl = Curl();
-  return curl.error.empty() ? Status::Ok() : Unavailable(curl.error);
-}
+Status HttpClientAvailable() { return LoadCurl().status(); }
 
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
-  const LoadedCurl& lib = Curl();
-  if (!lib.error.empty()) return;
-  const CurlApi& api = lib.api;
+  auto lib = LoadCurl();
+  if (!lib.ok()) return;
+  const CurlApi& api = **lib;
   CURL* curl = api.easy_init();
   curl_ = curl;
   if (curl == nullptr) return;
@@ -103,14 +51,13 @@ HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options))
 }
 
 HttpClient::~HttpClient() {
-  if (curl_ != nullptr) Curl().api.easy_cleanup(static_cast<CURL*>(curl_));
+  if (curl_ != nullptr) (*LoadCurl())->easy_cleanup(static_cast<CURL*>(curl_));
 }
 
 StatusOr<int> HttpClient::Post(const std::string& url, const HttpHeaders& headers,
                                std::string_view body, std::chrono::milliseconds timeout) {
-  const LoadedCurl& lib = Curl();
-  if (!lib.error.empty()) return Unavailable(lib.error);
-  const CurlApi& api = lib.api;
+  QUIVER_ASSIGN_OR_RETURN(const CurlApi* lib, LoadCurl());
+  const CurlApi& api = *lib;
   CURL* curl = static_cast<CURL*>(curl_);
   if (curl == nullptr) return Internal("libcurl: curl_easy_init failed");
   struct curl_slist* list = nullptr;

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <memory>
 
-#include "storage/curl_api.h"
+#include "common/curl_api.h"
 
 namespace quiver::storage {
 namespace {

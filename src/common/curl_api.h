@@ -1,6 +1,7 @@
-// CurlApi: the few libcurl functions the storage initializer uses, loaded with dlopen on first use
-// instead of linked, so that a `quiver serve` that never downloads maps none of libcurl's
-// libraries (about 4 MB of idle RSS). The table is loaded once per process and never unloaded;
+// CurlApi: the libcurl functions Quiver uses (trace export, payload-log sinks, the storage
+// initializer, the CLI's API client), loaded with dlopen on first use instead of linked, so that
+// a `quiver serve` that sends and downloads nothing maps none of libcurl's libraries (about 4 MB
+// of idle RSS). The table is loaded once per process and never unloaded;
 // it is immutable afterwards and safe to use from any thread (each thread uses its own handles).
 #pragma once
 
@@ -8,7 +9,7 @@
 
 #include "common/status.h"
 
-namespace quiver::storage {
+namespace quiver {
 
 struct CurlApi {
   CURL* (*easy_init)();
@@ -26,4 +27,4 @@ struct CurlApi {
 // (curl_global_init) under a once-flag.
 StatusOr<const CurlApi*> LoadCurl();
 
-}  // namespace quiver::storage
+}  // namespace quiver

@@ -1,11 +1,11 @@
-#include "storage/curl_api.h"
+#include "common/curl_api.h"
 
 #include <dlfcn.h>
 
 #include <string>
 #include <type_traits>
 
-namespace quiver::storage {
+namespace quiver {
 namespace {
 
 struct LoadedCurl {
@@ -36,8 +36,7 @@ const LoadedCurl& Loaded() {
     sym(&out.api.easy_strerror, "curl_easy_strerror");
     sym(&out.api.slist_append, "curl_slist_append");
     sym(&out.api.slist_free_all, "curl_slist_free_all");
-    // Once, before any handle of this copy of the table exists. curl_global_init is reference
-    // counted, so another module that loads libcurl too (observe) does no harm.
+    // Once, before any handle exists.
     if (out.error.empty() && global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
       out.error = "curl_global_init failed";
     }
@@ -54,4 +53,4 @@ StatusOr<const CurlApi*> LoadCurl() {
   return &loaded.api;
 }
 
-}  // namespace quiver::storage
+}  // namespace quiver

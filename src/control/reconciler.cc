@@ -90,6 +90,25 @@ Json WithoutTimes(Json status) {
   return status;
 }
 
+// Whether `args` already gives `flag` (as `--flag` or `--flag=value`).
+bool HasFlag(const std::vector<std::string>& args, std::string_view flag) {
+  for (const auto& a : args) {
+    if (a == flag || (a.size() > flag.size() && a.compare(0, flag.size(), flag) == 0 &&
+                      a[flag.size()] == '=')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool IsReady(const Json& status) {
+  if (!status.contains("conditions") || !status["conditions"].is_array()) return false;
+  for (const auto& c : status["conditions"]) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+  }
+  return false;
+}
+
 bool HasFinalizer(const Json& doc) {
   const Json& meta = doc["metadata"];
   if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) return false;
@@ -454,9 +473,7 @@ Status Reconciler::ReconcileService(Json doc) {
   }
   status["modelStatus"] = model_status;
   if (WithoutTimes(status) != WithoutTimes(old_status)) {
-    if (all_ready && !(old_status.contains("conditions") &&
-                       WithoutTimes(old_status)["conditions"].dump().find(
-                           "\"type\":\"Ready\",\"status\":\"True\"") != std::string::npos)) {
+    if (all_ready && !IsReady(old_status)) {
       RecordEvent(key, "Normal", "InferenceServiceReady", "every component is ready");
     }
     QUIVER_RETURN_IF_ERROR(store_->UpdateStatus(key, status).status());
@@ -830,12 +847,7 @@ StatusOr<ReplicaSpec> Reconciler::BuildReplicaSpec(const spec::InferenceService&
   if (type == ComponentType::kTransformer && predictor != nullptr) {
     // As KServe's webhook does for a transformer: where the predictor is and under which name.
     // The predictor is reached through the gateway's path form for its component host.
-    auto has = [&](std::string_view flag) {
-      for (const auto& a : container.args) {
-        if (a == flag || a.rfind(std::string(flag) + "=", 0) == 0) return true;
-      }
-      return false;
-    };
+    auto has = [&](std::string_view flag) { return HasFlag(container.args, flag); };
     if (!has("--model_name")) container.args.push_back("--model_name=" + name);
     if (!has("--predictor_host")) {
       container.args.push_back("--predictor_host=127.0.0.1:" +
@@ -864,12 +876,7 @@ StatusOr<ReplicaSpec> Reconciler::BuildReplicaSpec(const spec::InferenceService&
   if (quiver_runtime) {
     // A replica is reached through the gateway: it listens on loopback only, and serves its
     // model and nothing else (no built-in test models), unless the runtime says otherwise.
-    auto has = [&](std::string_view flag) {
-      for (const auto& a : local.argv) {
-        if (a == flag || a.rfind(std::string(flag) + "=", 0) == 0) return true;
-      }
-      return false;
-    };
+    auto has = [&](std::string_view flag) { return HasFlag(local.argv, flag); };
     if (!has("--host")) local.argv.push_back("--host=" + options_.replica_host);
     if (!has("--builtin-models") && !has("--builtin_models")) {
       local.argv.push_back("--builtin-models=none");

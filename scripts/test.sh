@@ -16,7 +16,7 @@ ctest --preset default -j2
 if [ "$sanitizers" = 1 ]; then
   for preset in asan tsan; do
     cmake --preset "$preset" >/dev/null
-    cmake --build --preset "$preset"
+    cmake --build --preset "$preset" --target unit_tests
     ctest --preset "$preset" -j2
   done
 fi

@@ -7,6 +7,8 @@
 #include <optional>
 #include <vector>
 
+#include "control/scaling.h"
+#include "spec/inference_service.h"
 #include "spec/resource.h"
 
 namespace quiver::api {
@@ -289,6 +291,12 @@ ApiResponse ApiHandler::Handle(const ApiRequest& req) const {
     }
     doc.erase("status");
     Status valid = spec::DefaultAndValidate(doc, route.ns.empty() ? "default" : route.ns);
+    if (valid.ok() && kind->name == "InferenceService") {
+      // The autoscaling annotations are Knative's, outside the spec: checked here so that a
+      // bad value is refused at apply time instead of surfacing later in the status.
+      auto view = spec::InferenceServiceFromJson(doc);
+      valid = view.ok() ? control::ValidateScaling(*view) : view.status();
+    }
     std::string name;
     if (doc.contains("metadata") && doc["metadata"].is_object()) {
       name = doc["metadata"].value("name", "");

@@ -146,6 +146,17 @@ TEST_F(ApiHandlerTest, ValidationFailuresAre422NamingTheField) {
   ASSERT_EQ(u.status, 422) << u.body;
   EXPECT_NE(Body(u)["message"].get<std::string>().find("minReplica"), std::string::npos);
 
+  // Knative's autoscaling annotations are checked at admission too.
+  std::string window = std::string(kIrisYaml).replace(
+      std::string(kIrisYaml).find("spec:"), 0,
+      "  annotations:\n    autoscaling.knative.dev/window: \"2s\"\n");
+  auto w = Call("POST", kIsvcs, window, "application/yaml");
+  ASSERT_EQ(w.status, 422) << w.body;
+  EXPECT_NE(Body(w)["message"].get<std::string>().find("autoscaling.knative.dev/window"),
+            std::string::npos)
+      << w.body;
+  EXPECT_NE(Body(w)["message"].get<std::string>().find("2s"), std::string::npos) << w.body;
+
   auto wrong_ns = Call("POST", "/apis/serving.kserve.io/v1beta1/namespaces/prod/inferenceservices",
                        std::string(kIrisYaml).replace(std::string(kIrisYaml).find("  name:"), 0,
                                                       "  namespace: default\n"),

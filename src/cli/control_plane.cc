@@ -75,6 +75,8 @@ StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Create(ControlPlaneOptions
   ro.log_dir = std::filesystem::path(options.state_dir) / "logs";
   ro.quiver_binary = SelfExecutable();
   ro.domain = options.domain;
+  ro.kpa_defaults = options.kpa_defaults;
+  ro.autoscaler = options.autoscaler;
   ro.gateway_port = plane->gateway_->port();
   ro.base_env = ReplicaBaseEnv();
   QUIVER_ASSIGN_OR_RETURN(plane->reconciler_,

@@ -25,6 +25,8 @@ struct ControlPlaneOptions {
   std::string gateway_host = "0.0.0.0";
   uint16_t gateway_port = 8080;  // KServe's ingress port; 0 picks one
   std::string domain = "example.com";
+  autoscale::KpaConfig kpa_defaults;  // cluster-wide autoscaler settings
+  control::AutoscalerOptions autoscaler;
   // false: only the API and the state, nothing runs (no reconciler, gateway or replicas), as
   // an API server without its controllers; for inspecting a state dir, and the API's own tests.
   bool controllers = true;

@@ -18,6 +18,7 @@
 #include <random>
 
 #include "api/api_server.h"
+#include "autoscale/duration.h"
 #include "cli/control_plane.h"
 #include "cli/state_dir.h"
 #include "common/logging.h"
@@ -39,7 +40,27 @@ struct UpFlags {
   std::string api_token_file;
   std::string log_level = "info";
   std::string log_format = "text";
+  // Knative's cluster-wide config-autoscaler values (revisions override some by annotation).
+  std::string stable_window = "60s";
+  std::string scale_to_zero_grace_period = "30s";
+  bool enable_scale_to_zero = true;
+  std::string autoscaler_tick = "2s";
 };
+
+// A `quiver up` duration flag in Go's syntax, within [min, max].
+StatusOr<std::chrono::milliseconds> DurationFlag(const std::string& flag, const std::string& text,
+                                                 std::chrono::milliseconds min,
+                                                 std::chrono::milliseconds max) {
+  auto d = autoscale::ParseGoDuration(text);
+  if (!d.ok()) return InvalidArgument(flag + ": " + d.status().message());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  if (ms < min || ms > max) {
+    return InvalidArgument(flag + ": expected a duration between " +
+                           autoscale::FormatDuration(min) + " and " +
+                           autoscale::FormatDuration(max) + ", got " + text);
+  }
+  return ms;
+}
 
 std::string Trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -160,6 +181,24 @@ int RunUp(const UpFlags& f) {
   options.gateway_port = static_cast<uint16_t>(f.gateway_port);
   options.domain = f.domain;
   options.controllers = f.controllers;
+  {
+    using std::chrono::milliseconds;
+    using std::chrono::hours;
+    auto window = DurationFlag("--stable-window", f.stable_window, milliseconds(6'000), hours(1));
+    if (!window.ok()) return Fail(window.status());
+    auto grace = DurationFlag("--scale-to-zero-grace-period", f.scale_to_zero_grace_period,
+                              milliseconds(1), hours(1));
+    if (!grace.ok()) return Fail(grace.status());
+    auto tick = DurationFlag("--autoscaler-tick", f.autoscaler_tick, milliseconds(100),
+                             milliseconds(60'000));
+    if (!tick.ok()) return Fail(tick.status());
+    options.kpa_defaults.stable_window = *window;
+    // Knative's panic window is 10% of the stable window.
+    options.kpa_defaults.panic_window = std::max(milliseconds(1000), *window / 10);
+    options.kpa_defaults.scale_to_zero_grace = *grace;
+    options.kpa_defaults.enable_scale_to_zero = f.enable_scale_to_zero;
+    options.autoscaler.tick_interval = *tick;
+  }
   auto plane = ControlPlane::Create(std::move(options));
   if (!plane.ok()) return Fail(plane.status());
 
@@ -229,6 +268,19 @@ void AddUpCommand(CLI::App& app) {
                   "addresses)");
   cmd->add_option("--api-token-file", flags->api_token_file, "File holding the bearer token")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--stable-window", flags->stable_window,
+                  "Knative's stable-window: the autoscaler's averaging window (6s..1h; a "
+                  "revision's autoscaling.knative.dev/window overrides it)")
+      ->capture_default_str();
+  cmd->add_option("--scale-to-zero-grace-period", flags->scale_to_zero_grace_period,
+                  "How long a revision with minReplicas 0 stays up after its traffic stops")
+      ->capture_default_str();
+  cmd->add_option("--enable-scale-to-zero", flags->enable_scale_to_zero,
+                  "false keeps at least one replica of every revision")
+      ->capture_default_str();
+  cmd->add_option("--autoscaler-tick", flags->autoscaler_tick,
+                  "How often the autoscaler decides (Knative: 2s)")
+      ->capture_default_str();
   cmd->add_option("--log-level", flags->log_level, "trace|debug|info|warn|error|off")
       ->capture_default_str();
   cmd->add_option("--log-format", flags->log_format, "text|json")->capture_default_str();

@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "control/process.h"
+#include "control/scaling.h"
+#include "control/traffic.h"
 #include "store/process_identity.h"
 
 namespace quiver::control {
@@ -109,6 +111,12 @@ bool IsReady(const Json& status) {
   return false;
 }
 
+// Knative's tag URL: {tag}-{isvc}-{component}.{namespace}.{domain}.
+std::string TagUrl(const std::string& tag, const std::string& name, const std::string& component,
+                   const std::string& ns, const std::string& domain) {
+  return "http://" + tag + "-" + name + "-" + component + "." + ns + "." + domain;
+}
+
 bool HasFinalizer(const Json& doc) {
   const Json& meta = doc["metadata"];
   if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) return false;
@@ -139,6 +147,12 @@ StatusOr<std::unique_ptr<Reconciler>> Reconciler::Create(ReconcilerOptions optio
   sup.on_event = [self](const ReplicaEvent& event) { self->OnReplicaEvent(event); };
   sup.wall_now = r->options_.wall_now;
   QUIVER_ASSIGN_OR_RETURN(r->supervisor_, Supervisor::Create(std::move(sup)));
+  r->autoscaler_ = std::make_unique<Autoscaler>(
+      r->options_.autoscaler, [gateway] { return gateway->Snapshot(); },
+      [self](const gateway::RevisionRef& ref) { self->Enqueue(IsvcKey(ref.namespace_name, ref.name)); });
+  // The activator's poke: a request held for a revision without a ready replica.
+  gateway->SetDemandCallback(
+      [self](const gateway::RevisionRef& ref) { self->autoscaler_->Demand(ref); });
   // Quiver's runtimes, unless the user stored one of the same name (theirs wins).
   for (const Json& doc : spec::BuiltinRuntimeDocs()) {
     store::ResourceKey key = store::KeyOf(doc);
@@ -186,6 +200,7 @@ void Reconciler::Start() {
     spdlog::error("reconciler: listing InferenceServices failed: {}", isvcs.status().ToString());
   }
   thread_ = std::thread([this] { Run(); });
+  autoscaler_->Start();
   for (int i = 0; i < std::max(1, options_.download_threads); ++i) {
     download_threads_.emplace_back([this] {
       std::unique_lock<std::mutex> lock(mu_);
@@ -210,6 +225,7 @@ void Reconciler::Shutdown(bool stop_replicas, std::chrono::milliseconds timeout)
   }
   cancel_downloads_ = true;
   wake_.notify_all();
+  if (autoscaler_) autoscaler_->Stop();
   if (thread_.joinable()) thread_.join();
   for (auto& t : download_threads_) t.join();
   download_threads_.clear();
@@ -301,6 +317,7 @@ Status Reconciler::FinalizeDeletion(const Json& doc) {
   for (ComponentType type : kComponentTypes) {
     RetireRevisions({key.ns, key.name, std::string(spec::ComponentTypeName(type))}, {}, true);
   }
+  autoscaler_->Retain(key.ns + "/" + key.name + "/", {});
   if (routes_.erase(key.ns + "/" + key.name) > 0) PublishRoutes();
   RecordEvent(key, "Normal", "Deleted", "replicas stopped and routes removed");
   if (!HasFinalizer(doc)) return Status::Ok();
@@ -336,6 +353,15 @@ Status Reconciler::ReconcileService(Json doc) {
       return replaced.status();
     }
     doc = std::move(*replaced);
+  }
+  // Replicas drained earlier and gone since need no more bookkeeping.
+  for (auto it = draining_.begin(); it != draining_.end();) {
+    auto st = supervisor_->GetStatus(*it);
+    if (!st.ok() || st->state == ReplicaState::kStopped) {
+      it = draining_.erase(it);
+    } else {
+      ++it;
+    }
   }
   const Json old_status = doc.contains("status") && doc["status"].is_object() ? doc["status"]
                                                                                 : Json::object();
@@ -392,6 +418,7 @@ Status Reconciler::ReconcileService(Json doc) {
   bool all_ready = true;
   std::optional<ComponentOutcome> predictor_outcome;
   std::map<std::string, std::set<std::string>> outcomes;  // component → revisions kept
+  std::vector<ComponentOutcome::Drain> drains;
   for (ComponentType type : kComponentTypes) {
     const spec::ComponentSpec* comp = ComponentOf(*isvc, type);
     std::string type_name(spec::ComponentTypeName(type));
@@ -404,6 +431,7 @@ Status Reconciler::ReconcileService(Json doc) {
                            ComponentOf(*isvc, ComponentType::kPredictor));
     route.component(GatewayComponent(type)) = outcome.traffic;
     outcomes[type_name] = outcome.keep;
+    drains.insert(drains.end(), outcome.drains.begin(), outcome.drains.end());
     Json c = Json::object();
     if (!outcome.latest_created.empty()) c["latestCreatedRevision"] = outcome.latest_created;
     if (!outcome.latest_ready.empty()) c["latestReadyRevision"] = outcome.latest_ready;
@@ -411,15 +439,7 @@ Status Reconciler::ReconcileService(Json doc) {
     if (!outcome.previous_rolled_out.empty()) {
       c["previousRolledoutRevision"] = outcome.previous_rolled_out;
     }
-    Json traffic = Json::array();
-    for (const auto& t : outcome.traffic) {
-      Json entry = {{"revisionName", t.name},
-                    {"percent", t.percent},
-                    {"latestRevision", t.name == outcome.latest_created}};
-      if (!t.tag.empty()) entry["tag"] = t.tag;
-      traffic.push_back(std::move(entry));
-    }
-    c["traffic"] = traffic;
+    c["traffic"] = outcome.status_traffic;
     c["url"] = "http://" + name + "-" + type_name + "." + ns + "." + options_.domain;
     components[type_name] = c;
     condition(Capitalized(type_name) + "Ready", outcome.ready, outcome.reason, outcome.message);
@@ -437,6 +457,7 @@ Status Reconciler::ReconcileService(Json doc) {
     routes_.erase(ns + "/" + name);
     PublishRoutes();
   }
+  StartDrains(drains);
   // Only now that the gateway routes to the kept revisions are the others drained and stopped.
   for (ComponentType type : kComponentTypes) {
     const std::string type_name(spec::ComponentTypeName(type));
@@ -528,8 +549,16 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
   std::string rolled_out = old.value("latestRolledoutRevision", "");
   std::string previous = old.value("previousRolledoutRevision", "");
   if (!rolled_out.empty() && find_revision(rolled_out) == nullptr) rolled_out.clear();
-  int wanted = std::max(comp.min_replicas, 1);
-  if (comp.max_replicas && *comp.max_replicas > 0) wanted = std::min(wanted, *comp.max_replicas);
+  if (!previous.empty() && find_revision(previous) == nullptr) previous.clear();
+
+  auto scaling = ScalingOf(isvc, type, comp, options_.kpa_defaults);
+  if (!scaling.ok()) {
+    // Admission rejects these; a document stored before that check still gets a clear reason.
+    // The revisions keep running on the defaults meanwhile.
+    RecordEvent(key, "Warning", "InvalidAutoscaling", scaling.status().message());
+  }
+  const autoscale::KpaConfig kpa = scaling.ok() ? scaling->config : options_.kpa_defaults;
+  const std::string kpa_key = scaling.ok() ? scaling->key : "defaults";
 
   // The model of the latest revision.
   std::optional<StatusOr<std::string>> model_dir = StatusOr<std::string>(std::string());
@@ -553,64 +582,177 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
       }
     }
   }
-  std::vector<gateway::Endpoint> endpoints;
-  if (!model_dir) {
-    fail("StorageInitializing", "downloading " + comp.storage_uri +
-                                    (download_progress.empty() ? "" : ": " + download_progress),
-         "Loading");
-  } else if (!model_dir->ok()) {
-    fail("StorageInitializerFailed", model_dir->status().message(), "FailedToLoad");
-  } else {
-    auto ready = EnsureReplicas(isvc, type, comp, latest, **model_dir, wanted, predictor, &out);
-    if (ready.ok()) endpoints = std::move(*ready);
+
+  // A revision is ready once one of its replicas has been (Knative's revision Ready): from then
+  // on it may take traffic, even while scaled to zero (the gateway holds its requests).
+  std::map<std::string, bool> ever_ready;
+  for (auto& r : *revisions) {
+    bool ready = r.state.value("ready", false);
+    if (!ready && CountReplicas(ns, name, r.name).ready > 0) {
+      ready = true;
+      Json state = r.state;
+      state["ready"] = true;
+      (void)store_->UpdateRevisionState(ck, r.name, state);
+      r.state = state;
+    }
+    ever_ready[r.name] = ready;
   }
+  std::string latest_ready;
+  for (auto it = revisions->rbegin(); it != revisions->rend(); ++it) {
+    if (ever_ready[it->name]) {
+      latest_ready = it->name;
+      break;
+    }
+  }
+  auto tag_annotation = isvc.metadata.annotations.find("serving.kserve.io/enable-tag-routing");
+  const bool tag_routing = tag_annotation != isvc.metadata.annotations.end() &&
+                           tag_annotation->second == "true";
+  RolloutPlan plan = PlanRollout(
+      {latest_ready, rolled_out, previous, comp.canary_traffic_percent, tag_routing});
+  if (plan.rolled_out != rolled_out && !plan.rolled_out.empty()) {
+    RecordEvent(key, "Normal", "RolledOut", type_name + " traffic moved to " + plan.rolled_out);
+  }
+
+  // Which revisions run: those with traffic or a tag, and the latest until it is ready.
+  std::map<std::string, bool> run;  // revision → routed
+  for (const auto& t : plan.traffic) {
+    if (t.percent > 0 || !t.tag.empty()) run[t.revision] = true;
+  }
+  if (!ever_ready[latest.name]) run.emplace(latest.name, true);
+
   int timeout_ms = comp.timeout_seconds ? *comp.timeout_seconds * 1000 : 0;
-  auto revision_route = [&](const std::string& rev, std::vector<gateway::Endpoint> eps) {
+  std::map<std::string, std::vector<gateway::Endpoint>> endpoints;
+  bool latest_failed = false;
+  for (const auto& [rev_name, routed] : run) {
+    const store::Revision* rev = find_revision(rev_name);
+    if (rev == nullptr) continue;
+    std::string dir;
+    if (rev->name == latest.name) {
+      if (!model_dir) {
+        fail("StorageInitializing", "downloading " + comp.storage_uri +
+                                        (download_progress.empty() ? "" : ": " + download_progress),
+             "Loading");
+        latest_failed = true;
+        continue;
+      }
+      if (!model_dir->ok()) {
+        fail("StorageInitializerFailed", model_dir->status().message(), "FailedToLoad");
+        latest_failed = true;
+        continue;
+      }
+      dir = **model_dir;
+    } else {
+      dir = rev->state.value("model_dir", "");
+    }
+    gateway::RevisionRef ref{ns, name, GatewayComponent(type), rev->name};
+    ReplicaCounts counts = CountReplicas(ns, name, rev->name);
+    autoscale::KpaConfig rev_kpa = kpa;
+    // Initial scale is for a new revision: one that has been ready (a daemon restart, or a
+    // revision routed again after a rollback) starts from what it has, possibly zero.
+    if (ever_ready[rev->name]) rev_kpa.initial_scale = 0;
+    int wanted =
+        autoscaler_->Replicas({ref, rev_kpa, kpa_key, routed, counts.current, counts.ready});
+    ComponentOutcome scratch;
+    ComponentOutcome* into = rev->name == latest.name ? &out : &scratch;
+    auto ready = EnsureReplicas(isvc, type, comp, *rev, dir, wanted, predictor, into);
+    if (ready.ok()) endpoints[rev->name] = std::move(*ready);
+    out.drains.insert(out.drains.end(), into->drains.begin(), into->drains.end());
+    if (rev->name == latest.name && !into->reason.empty()) latest_failed = true;
+  }
+  std::set<std::string> kept;
+  for (const auto& [rev_name, routed] : run) kept.insert(rev_name);
+  std::set<std::string> kept_keys;
+  for (const auto& r : kept) {
+    kept_keys.insert(Autoscaler::Key({ns, name, GatewayComponent(type), r}));
+  }
+  autoscaler_->Retain(ns + "/" + name + "/" + type_name + "/", kept_keys);
+
+  auto revision_route = [&](const std::string& rev, int percent) {
     gateway::RevisionRoute r;
     r.name = rev;
-    r.percent = 100;
-    r.endpoints = std::move(eps);
+    r.percent = percent;
+    r.endpoints = endpoints[rev];
     r.container_concurrency = comp.container_concurrency;
     if (timeout_ms > 0) r.timeout = std::chrono::milliseconds(timeout_ms);
+    r.scale_from_zero = ever_ready[rev];
     return r;
   };
-  std::set<std::string> keep = {latest.name};
-  if (!endpoints.empty()) {
+  if (plan.traffic.empty()) {
+    // Nothing has been ready yet: the latest revision is listed without replicas (503 at once).
+    out.traffic.push_back(revision_route(latest.name, 100));
+  }
+  for (const auto& t : plan.traffic) {
+    // Two targets on one revision (a canary before anything else was rolled out) are one
+    // route with both tags.
+    gateway::RevisionRoute* same = nullptr;
+    for (auto& r : out.traffic) {
+      if (r.name == t.revision) same = &r;
+    }
+    if (same == nullptr) {
+      out.traffic.push_back(revision_route(t.revision, 0));
+      same = &out.traffic.back();
+    }
+    same->percent += t.percent;
+    if (!t.tag.empty()) same->tags.push_back(t.tag);
+    Json entry = {{"revisionName", t.revision},
+                  {"percent", t.percent},
+                  {"latestRevision", t.latest_revision}};
+    if (!t.tag.empty()) {
+      entry["tag"] = t.tag;
+      entry["url"] = TagUrl(t.tag, name, type_name, ns, options_.domain);
+    }
+    out.status_traffic.push_back(std::move(entry));
+  }
+
+  out.latest_ready = latest_ready;
+  if (ever_ready[latest.name] && !latest_failed) {
     out.ready = true;
     out.reason.clear();
     out.message.clear();
     out.model_state = "Loaded";
-    out.latest_ready = latest.name;
-    if (rolled_out != latest.name) {
-      if (!rolled_out.empty()) previous = rolled_out;
-      rolled_out = latest.name;
-      RecordEvent(key, "Normal", "RolledOut", type_name + " traffic moved to " + latest.name);
-    }
-    out.traffic.push_back(revision_route(latest.name, std::move(endpoints)));
-  } else {
-    if (out.reason.empty()) {
-      fail("RevisionNotReady", "no replica of " + latest.name + " is ready yet", "Loading");
-    }
-    // Until the new revision is ready, the one rolled out before keeps the traffic.
-    const store::Revision* old_rev =
-        rolled_out.empty() || rolled_out == latest.name ? nullptr : find_revision(rolled_out);
-    std::vector<gateway::Endpoint> old_eps;
-    if (old_rev != nullptr) {
-      keep.insert(old_rev->name);
-      out.latest_ready = old_rev->name;
-      ComponentOutcome scratch;
-      std::string dir = old_rev->state.value("model_dir", "");
-      auto eps = EnsureReplicas(isvc, type, comp, *old_rev, dir, wanted, predictor, &scratch);
-      if (eps.ok()) old_eps = std::move(*eps);
-      out.traffic.push_back(revision_route(old_rev->name, std::move(old_eps)));
+  } else if (out.reason.empty()) {
+    fail("RevisionNotReady", "no replica of " + latest.name + " is ready yet", "Loading");
+  }
+  out.rolled_out = plan.rolled_out;
+  out.previous_rolled_out = plan.previous;
+  out.keep = std::move(kept);
+  return out;
+}
+
+Reconciler::ReplicaCounts Reconciler::CountReplicas(const std::string& ns,
+                                                    const std::string& name,
+                                                    const std::string& revision) {
+  ReplicaCounts counts;
+  const std::string prefix = ns + "/" + name + "/" + revision + "/";
+  for (const ReplicaStatus& r : supervisor_->List()) {
+    if (r.id.compare(0, prefix.size(), prefix) != 0) continue;
+    if (r.state == ReplicaState::kDraining || r.state == ReplicaState::kStopped) continue;
+    if (draining_.count(r.id) > 0) continue;
+    ++counts.current;
+    if (r.state == ReplicaState::kReady) ++counts.ready;
+  }
+  return counts;
+}
+
+void Reconciler::StartDrains(const std::vector<ComponentOutcome::Drain>& drains) {
+  for (const auto& d : drains) {
+    if (!draining_.insert(d.replica_id).second) continue;
+    Supervisor* supervisor = supervisor_.get();
+    std::string id = d.replica_id;
+    auto grace = options_.stop_grace;
+    Status s = gateway_->DrainEndpoint(d.ref, d.endpoint, [supervisor, id, grace] {
+      // Idle in the gateway: nothing is sent to it any more, so it can stop.
+      Status stopped = supervisor->Stop(id, grace);
+      if (!stopped.ok()) spdlog::warn("stopping drained replica {}: {}", id, stopped.ToString());
+    });
+    if (!s.ok()) {
+      // Not routed (the route was rejected): stop it directly.
+      spdlog::warn("draining replica {}: {}; stopping it", id, s.ToString());
+      (void)supervisor_->Stop(id, grace);
     } else {
-      out.traffic.push_back(revision_route(latest.name, {}));
+      spdlog::info("draining replica {} ({})", id, d.endpoint.ToString());
     }
   }
-  out.rolled_out = rolled_out;
-  out.previous_rolled_out = previous;
-  out.keep = std::move(keep);
-  return out;
 }
 
 void Reconciler::RetireRevisions(const store::ComponentKey& ck, const std::set<std::string>& keep,
@@ -789,16 +931,22 @@ StatusOr<std::vector<gateway::Endpoint>> Reconciler::EnsureReplicas(
                   id + " on port " + std::to_string(http_port) + ", log " + log_path.string());
     }
   }
-  // Replicas beyond what is wanted now.
+  // Replicas beyond what is wanted now (a scale-down): a ready one keeps its route while the
+  // gateway drains it, and stops once idle (StartDrains); one that never became ready stops now.
   for (const ReplicaStatus& r : supervisor_->List()) {
     ParsedId p;
     if (!ParseReplicaId(r.id, &p) || p.ns != ns || p.isvc != name ||
         p.revision != revision.name || p.index < wanted) {
       continue;
     }
-    if (r.state != ReplicaState::kDraining && r.state != ReplicaState::kStopped) {
-      (void)supervisor_->Stop(r.id, options_.stop_grace);
+    if (r.state == ReplicaState::kDraining || r.state == ReplicaState::kStopped) continue;
+    if (r.state == ReplicaState::kReady) {
+      gateway::Endpoint endpoint{options_.replica_host, static_cast<uint16_t>(r.http_port)};
+      endpoints.push_back(endpoint);
+      outcome->drains.push_back({{ns, name, GatewayComponent(type), revision.name}, endpoint, r.id});
+      continue;
     }
+    (void)supervisor_->Stop(r.id, options_.stop_grace);
   }
   return endpoints;
 }
@@ -906,6 +1054,7 @@ StatusOr<ReplicaSpec> Reconciler::BuildReplicaSpec(const spec::InferenceService&
   }
   spec.stop_grace = options_.stop_grace;
   spec.lifecycle.start_timeout = options_.start_timeout;
+  spec.lifecycle.probe_initial_interval = options_.probe_initial_interval;
   return spec;
 }
 

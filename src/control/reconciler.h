@@ -7,6 +7,10 @@
 // Thread-safety: Notify may be called from any thread; the work runs on the reconciler's own
 // thread (plus the download threads). Not copyable. Borrows the store, storage, gateway and
 // supervisor, which must outlive it.
+// Scaling: each revision that runs has a KPA autoscaler (control/autoscaler.h) fed by the
+// gateway; its replica count is what EnsureReplicas runs. A replica that leaves is drained in
+// the gateway first and stopped once idle. Traffic follows KServe's canary rules
+// (control/traffic.h).
 #pragma once
 
 #include <atomic>
@@ -23,7 +27,9 @@
 #include <thread>
 #include <vector>
 
+#include "autoscale/kpa.h"
 #include "common/status.h"
+#include "control/autoscaler.h"
 #include "control/port_allocator.h"
 #include "control/supervisor.h"
 #include "gateway/gateway.h"
@@ -57,6 +63,13 @@ struct ReconcilerOptions {
   std::function<std::chrono::system_clock::time_point()> wall_now = [] {
     return std::chrono::system_clock::now();
   };
+  // Cluster-wide autoscaler settings (Knative's config-autoscaler); per-revision annotations
+  // override what Knative lets them override.
+  autoscale::KpaConfig kpa_defaults;
+  AutoscalerOptions autoscaler;
+  // While a replica starts, readiness is probed this often at first (then less often): it
+  // bounds how late a cold start notices that its replica is ready.
+  std::chrono::milliseconds probe_initial_interval{5};
 };
 
 class Reconciler {
@@ -109,6 +122,20 @@ class Reconciler {
     // routes to them (so no request is sent to a replica that is shutting down).
     std::set<std::string> keep;
     gateway::Traffic traffic;
+    store::Json status_traffic = store::Json::array();  // status.components[c].traffic
+    // Ready replicas to take out of service: drained in the gateway once the routes that still
+    // list them are published, then stopped when idle.
+    struct Drain {
+      gateway::RevisionRef ref;
+      gateway::Endpoint endpoint;
+      std::string replica_id;
+    };
+    std::vector<Drain> drains;
+  };
+  // Replica counts of one revision from the supervisor.
+  struct ReplicaCounts {
+    int current = 0;  // starting, ready or failing (not draining or stopped)
+    int ready = 0;
   };
 
   Reconciler(ReconcilerOptions options, store::Store* store, storage::StorageInitializer* storage,
@@ -131,6 +158,10 @@ class Reconciler {
   void RetireRevisions(const store::ComponentKey& ck, const std::set<std::string>& keep,
                        bool drop_revisions);
   // Makes `wanted` replicas of the revision run; returns the ready endpoints.
+  ReplicaCounts CountReplicas(const std::string& ns, const std::string& name,
+                              const std::string& revision);
+  // Marks the drains of `outcome` in the gateway (the routes listing them are published).
+  void StartDrains(const std::vector<ComponentOutcome::Drain>& drains);
   StatusOr<std::vector<gateway::Endpoint>> EnsureReplicas(
       const spec::InferenceService& isvc, spec::ComponentType type,
       const spec::ComponentSpec& comp, const store::Revision& revision,
@@ -160,6 +191,7 @@ class Reconciler {
   gateway::Gateway* gateway_;
   PortAllocator ports_;
   std::unique_ptr<Supervisor> supervisor_;
+  std::unique_ptr<Autoscaler> autoscaler_;
 
   std::mutex mu_;
   std::condition_variable wake_;
@@ -176,6 +208,7 @@ class Reconciler {
   std::map<std::string, gateway::ServiceRoute> routes_;   // by "ns/name"
   std::map<std::string, RetryState> retries_;             // guarded by mu_; by revision name
   std::map<std::string, std::string> last_events_;        // de-duplicates repeated events
+  std::set<std::string> draining_;                        // replica ids drained in the gateway
 
   std::atomic<bool> cancel_downloads_{false};  // set on shutdown
   std::thread thread_;

@@ -22,11 +22,32 @@ void EndpointState::FireIdleCallbacks() {
   for (auto& cb : callbacks) cb();
 }
 
+void ConcurrencyMeter::Change(Clock::time_point now, int delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (now > last_) {
+    request_seconds_ += static_cast<double>(present_) * std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+  present_ += delta;
+  if (delta > 0) ++arrivals_;
+}
+
+ConcurrencyMeter::Reading ConcurrencyMeter::Read(Clock::time_point now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Reading r{request_seconds_, arrivals_, present_};
+  if (now > last_) {
+    r.request_seconds += static_cast<double>(present_) * std::chrono::duration<double>(now - last_).count();
+  }
+  return r;
+}
+
 RevisionState::RevisionState(std::string key, const RevisionRoute& route)
     : key_(std::move(key)),
       container_concurrency_(route.container_concurrency),
       queue_limit_(route.queue_depth > 0 ? static_cast<size_t>(route.queue_depth)
-                                         : 10 * static_cast<size_t>(route.container_concurrency)) {}
+                                         : 10 * static_cast<size_t>(route.container_concurrency)),
+      scale_from_zero_(route.scale_from_zero),
+      activator_limit_(static_cast<size_t>(route.activator_queue_depth)) {}
 
 void RevisionState::SetEndpoints(std::shared_ptr<const EndpointList> endpoints,
                                  Clock::time_point now) {
@@ -35,6 +56,19 @@ void RevisionState::SetEndpoints(std::shared_ptr<const EndpointList> endpoints,
     endpoints_ = std::move(endpoints);
   }
   ServeWaiters(now);
+}
+
+bool RevisionState::HasUsableEndpointLocked() const {
+  if (!endpoints_) return false;
+  for (const auto& e : *endpoints_) {
+    if (!e->draining.load(std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+bool RevisionState::HasUsableEndpoint() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return HasUsableEndpointLocked();
 }
 
 std::shared_ptr<const EndpointList> RevisionState::endpoints() const {
@@ -113,7 +147,10 @@ bool RevisionState::Enqueue(std::shared_ptr<SlotWaiter> waiter, Clock::time_poin
       waiter->OnRejected(Unavailable("revision " + key_ + " was removed from the route table"));
       return true;
     }
-    if (waiters_.size() >= queue_limit_) return false;
+    const bool cold = !HasUsableEndpointLocked();
+    if (waiters_.size() >= (cold && scale_from_zero_ ? activator_limit_ : queue_limit_)) {
+      return false;
+    }
     waiters_.push_back(std::move(waiter));
     queued.fetch_add(1);
   }
@@ -142,8 +179,10 @@ void RevisionState::ServeWaiters(Clock::time_point now) {
 void RevisionState::ExpireWaiters(Clock::time_point now) {
   if (queued.load(std::memory_order_relaxed) == 0) return;
   std::vector<std::shared_ptr<SlotWaiter>> expired;
+  bool cold = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    cold = !HasUsableEndpointLocked();
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if ((*it)->deadline <= now) {
         expired.push_back(std::move(*it));
@@ -155,6 +194,13 @@ void RevisionState::ExpireWaiters(Clock::time_point now) {
     }
   }
   for (auto& w : expired) {
+    if (cold) {
+      // Knative's activator answers 503 when a request's deadline passes before the revision
+      // has a replica: the request never reached a model server.
+      w->OnRejected(Unavailable("timed out waiting for revision " + key_ +
+                                " to get a ready replica (scaling from zero)"));
+      continue;
+    }
     w->OnRejected(DeadlineExceeded("timed out waiting for a free replica of revision " + key_ +
                                    " (containerConcurrency " +
                                    std::to_string(container_concurrency_) + ")"));

@@ -47,6 +47,32 @@ struct EndpointState {
 
 using EndpointList = std::vector<std::shared_ptr<EndpointState>>;
 
+// The autoscaler's measurement of one revision: requests present (queued or in flight) over
+// time, integrated exactly at every arrival and departure (Knative's queue-proxy reports the
+// same time-weighted concurrency), and the arrivals. A small mutex: two uncontended locks per
+// request, and the four numbers must change together for a reading to be consistent.
+class ConcurrencyMeter {
+ public:
+  void Arrive(Clock::time_point now) { Change(now, +1); }
+  void Depart(Clock::time_point now) { Change(now, -1); }
+
+  struct Reading {
+    double request_seconds = 0;  // ∫ requests present dt since the meter began
+    uint64_t arrivals = 0;
+    int64_t present = 0;
+  };
+  Reading Read(Clock::time_point now) const;
+
+ private:
+  void Change(Clock::time_point now, int delta);
+
+  mutable std::mutex mu_;
+  int64_t present_ = 0;                // guarded by mu_
+  uint64_t arrivals_ = 0;              // guarded by mu_
+  double request_seconds_ = 0;         // guarded by mu_: up to last_
+  Clock::time_point last_{};           // guarded by mu_
+};
+
 // A request waiting for an endpoint slot. Exactly one of the two is called, once, on the
 // thread that freed the slot or expired the request (never with the queue's mutex held).
 class SlotWaiter {
@@ -67,6 +93,8 @@ class RevisionState {
   // Replaces the endpoints (route-table swap) and serves waiters that now fit.
   void SetEndpoints(std::shared_ptr<const EndpointList> endpoints, Clock::time_point now);
   std::shared_ptr<const EndpointList> endpoints() const;
+  // An endpoint that is not draining (it may be at its limit).
+  bool HasUsableEndpoint() const;
 
   // Takes a slot on the least-loaded usable endpoint of `endpoints`, skipping `exclude`.
   // Returns null when every endpoint is at its containerConcurrency limit, draining or
@@ -76,29 +104,37 @@ class RevisionState {
   // Gives the slot back; serves the oldest waiter when one is queued.
   void Release(EndpointState* endpoint, Clock::time_point now);
 
-  // Queues `waiter` (FIFO). Returns false when the queue is full (the caller answers 503).
+  // Queues `waiter` (FIFO). Returns false when the queue is full (the caller answers 503): the
+  // bound is the route's queue depth, or its activator depth while there is no endpoint.
   // The waiter may be served (or rejected, for a retired revision) before Enqueue returns.
   bool Enqueue(std::shared_ptr<SlotWaiter> waiter, Clock::time_point now);
-  // Rejects waiters whose deadline is at or before `now` (kDeadlineExceeded).
+  // Rejects waiters whose deadline is at or before `now`: kDeadlineExceeded (504), or
+  // kUnavailable (503, as Knative's activator) when the revision has no endpoint at all.
   void ExpireWaiters(Clock::time_point now);
   // The revision left the route table: waiters are rejected (kUnavailable).
   void Retire();
 
   int container_concurrency() const { return container_concurrency_; }
   size_t queue_limit() const { return queue_limit_; }
+  bool scale_from_zero() const { return scale_from_zero_; }
+  size_t activator_limit() const { return activator_limit_; }
 
   // Metrics for the autoscaler: requests holding a slot and waiting for one. The gateway
   // counts `completed` when it answers (retries are not counted twice).
   std::atomic<int64_t> in_flight{0};
   std::atomic<int64_t> queued{0};
   std::atomic<uint64_t> completed{0};
+  ConcurrencyMeter meter;
 
  private:
   void ServeWaiters(Clock::time_point now);
+  bool HasUsableEndpointLocked() const;
 
   const std::string key_;
   const int container_concurrency_;
   const size_t queue_limit_;
+  const bool scale_from_zero_;
+  const size_t activator_limit_;
   std::atomic<uint64_t> round_robin_{0};
   mutable std::mutex mu_;
   std::shared_ptr<const EndpointList> endpoints_;    // guarded by mu_ (the queue's view)

@@ -79,6 +79,7 @@ std::atomic<uint64_t> next_gateway_id{1};
 
 // One revision as the request path sees it.
 struct CompiledRevision {
+  RevisionRef ref;
   std::shared_ptr<RevisionState> state;
   std::shared_ptr<const EndpointList> endpoints;
   std::chrono::milliseconds timeout;
@@ -154,6 +155,7 @@ class Gateway::Impl {
   void ExpireQueued();
   void Run();
   void Shutdown() { server_->Shutdown(); }
+  void SetDemandCallback(DemandCallback cb) { on_demand_ = std::move(cb); }
   uint16_t port() const { return server_->port(); }
 
   Clock::time_point Now() const { return options_.clock(); }
@@ -172,6 +174,7 @@ class Gateway::Impl {
   std::optional<asio::steady_timer> sweep_timer_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> next_client_{0};
+  DemandCallback on_demand_;  // set before Run
 
   // Publication: the snapshot, then the version that tells threads to reload it.
   std::atomic<std::shared_ptr<const RouteSnapshot>> current_;
@@ -186,12 +189,16 @@ class Gateway::Impl {
 class ProxyCall : public SlotWaiter, public std::enable_shared_from_this<ProxyCall> {
  public:
   ProxyCall(Gateway::Impl* gateway, std::shared_ptr<RevisionState> revision, http::Message request,
-            http::Responder responder, int client_index)
+            http::Responder responder, int client_index, Clock::time_point now)
       : gateway_(gateway),
         revision_(std::move(revision)),
         request_(std::move(request)),
         responder_(std::move(responder)),
-        client_index_(client_index) {}
+        client_index_(client_index) {
+    revision_->meter.Arrive(now);
+  }
+  // The last owner lets go once the answer is sent (or the request was rejected).
+  ~ProxyCall() override { revision_->meter.Depart(gateway_->Now()); }
 
   // On any thread: the slot is ours; the request leaves on this call's client thread.
   void OnSlot(std::shared_ptr<EndpointState> endpoint) override {
@@ -317,7 +324,7 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
   int index = -1;
   if (!route.tag.empty()) {
     for (size_t i = 0; i < traffic.size(); ++i) {
-      if (traffic[i].tag == route.tag) index = static_cast<int>(i);
+      if (traffic[i].has_tag(route.tag)) index = static_cast<int>(i);
     }
     if (index < 0) {
       return SendError(responder, 404,
@@ -335,7 +342,7 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
                          " revision receives traffic");
   }
   const CompiledRevision& rev = service.components[static_cast<int>(*component)][index];
-  if (rev.endpoints->empty()) {
+  if (rev.endpoints->empty() && !rev.route->scale_from_zero) {
     return SendError(responder, 503,
                      "InferenceService " + spec.namespace_name + "/" + spec.name +
                          " is not ready: " + std::string(ComponentName(*component)) + " revision " +
@@ -344,7 +351,7 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
   PrepareUpstreamRequest(request.message, resolved->target);
   auto now = Now();
   auto call = std::make_shared<ProxyCall>(this, rev.state, std::move(request.message),
-                                          std::move(responder), ClientIndexForThisThread());
+                                          std::move(responder), ClientIndexForThisThread(), now);
   call->deadline = now + rev.timeout;
   RevisionState& state = *rev.state;
   const bool limited = state.container_concurrency() > 0;
@@ -353,6 +360,17 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
     if (auto endpoint = state.Acquire(*rev.endpoints, nullptr, now)) {
       return call->OnSlot(std::move(endpoint));
     }
+  }
+  if (rev.route->scale_from_zero && !state.HasUsableEndpoint()) {
+    // The activator: hold the request until a replica is ready, and ask for one now.
+    if (!state.Enqueue(call, now)) {
+      return call->OnRejected(Unavailable(
+          "revision " + rev.route->name + " of " + spec.namespace_name + "/" + spec.name +
+          " is scaling from zero and " + std::to_string(state.activator_limit()) +
+          " requests are already waiting for it"));
+    }
+    if (on_demand_) on_demand_(rev.ref);
+    return;
   }
   if (limited) {
     if (!state.Enqueue(call, now)) {
@@ -387,9 +405,12 @@ Status Gateway::Impl::SetRouteTable(RouteTable table) {
           std::string key = RevisionKey(s.namespace_name, s.name, component, r.name);
           RevisionEntry entry;
           auto old = revisions_.find(key);
+          const RevisionState fresh(key, r);
           if (old != revisions_.end() &&
               old->second.state->container_concurrency() == r.container_concurrency &&
-              old->second.state->queue_limit() == RevisionState(key, r).queue_limit()) {
+              old->second.state->queue_limit() == fresh.queue_limit() &&
+              old->second.state->scale_from_zero() == r.scale_from_zero &&
+              old->second.state->activator_limit() == fresh.activator_limit()) {
             entry = std::move(old->second);
             revisions_.erase(old);
           } else {
@@ -408,7 +429,8 @@ Status Gateway::Impl::SetRouteTable(RouteTable table) {
           }
           entry.endpoints = std::move(endpoints);
           entry.state->SetEndpoints(list, now);
-          compiled.components[c].push_back(CompiledRevision{entry.state, list, r.timeout, &r});
+          compiled.components[c].push_back(
+              CompiledRevision{entry.ref, entry.state, list, r.timeout, &r});
           next.emplace(std::move(key), std::move(entry));
         }
       }
@@ -424,12 +446,15 @@ Status Gateway::Impl::SetRouteTable(RouteTable table) {
 }
 
 std::vector<RevisionStats> Gateway::Impl::Snapshot() const {
+  auto now = options_.clock();
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<RevisionStats> out;
   out.reserve(revisions_.size());
   for (const auto& [key, entry] : revisions_) {
+    auto reading = entry.state->meter.Read(now);
     out.push_back(RevisionStats{entry.ref, entry.state->in_flight.load(),
-                                entry.state->queued.load(), entry.state->completed.load()});
+                                entry.state->queued.load(), entry.state->completed.load(),
+                                reading.request_seconds, reading.arrivals, now});
   }
   return out;
 }
@@ -511,6 +536,9 @@ StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
 }
 
 Status Gateway::SetRouteTable(RouteTable table) { return impl_->SetRouteTable(std::move(table)); }
+void Gateway::SetDemandCallback(DemandCallback on_demand) {
+  impl_->SetDemandCallback(std::move(on_demand));
+}
 uint16_t Gateway::port() const { return impl_->port(); }
 void Gateway::Run() { impl_->Run(); }
 void Gateway::Shutdown() { impl_->Shutdown(); }

@@ -38,21 +38,35 @@ struct GatewayOptions {
   std::function<double()> random;
 };
 
+struct RevisionRef;
+// Called when a request starts waiting for a revision that has no usable endpoint (a
+// scale_from_zero revision at zero replicas): the control plane scales it up at once instead of
+// at its next autoscaler tick. Runs on an I/O thread: must be quick and must not call back
+// into the gateway.
+using DemandCallback = std::function<void(const RevisionRef& revision)>;
+
 // Names one revision of one component of one service.
 struct RevisionRef {
   std::string namespace_name;
   std::string name;
   Component component = Component::kPredictor;
   std::string revision;
+
+  bool operator==(const RevisionRef&) const = default;
 };
 
 // What the autoscaler reads: per revision, requests holding an endpoint slot now, requests
-// waiting for one, and requests answered so far (cumulative).
+// waiting for one, and requests answered so far (cumulative); and since the revision entered
+// the table, the integral of requests present (queued or in flight) over time and the
+// requests that arrived, so that the average concurrency over any interval is exact.
 struct RevisionStats {
   RevisionRef revision;
   int64_t in_flight = 0;
   int64_t queued = 0;
   uint64_t completed = 0;
+  double request_seconds = 0;
+  uint64_t arrivals = 0;
+  std::chrono::steady_clock::time_point at;  // when this was read (the gateway's clock)
 };
 
 class Gateway {
@@ -66,6 +80,8 @@ class Gateway {
   // table are answered 503. Returns kInvalidArgument (naming the field) and keeps the old table
   // when the new one is invalid.
   Status SetRouteTable(RouteTable table);
+  // Set before Run; see DemandCallback.
+  void SetDemandCallback(DemandCallback on_demand);
 
   uint16_t port() const;
   // Runs the server's and the client's I/O threads (the caller's thread is one of them) until

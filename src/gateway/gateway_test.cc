@@ -304,12 +304,12 @@ TEST_F(GatewayTest, TrafficSplitFollowsTheRandomValueAndTagsPickTheirRevision) {
   RevisionRoute r1;
   r1.name = "iris-predictor-00001";
   r1.percent = 90;
-  r1.tag = "prev";
+  r1.tags = {"prev"};
   r1.endpoints = {old_rev.endpoint()};
   RevisionRoute r2;
   r2.name = "iris-predictor-00002";
   r2.percent = 10;
-  r2.tag = "latest";
+  r2.tags = {"latest"};
   r2.endpoints = {new_rev.endpoint()};
   s.component(Component::kPredictor) = {r1, r2};
   SetTable({s});
@@ -464,6 +464,129 @@ TEST_F(GatewayTest, InvalidTableIsRejectedAndTheOldOneKept) {
   auto s = gateway_->SetRouteTable(bad);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Call("adder.default.example.com", "/x").status, 200);
+}
+
+TEST_F(GatewayTest, ScaleFromZeroHoldsRequestsAsksForAReplicaAndSendsThemWhenOneIsReady) {
+  FakeBackend b("b");
+  std::mutex mu;
+  std::vector<RevisionRef> demands;
+  StartGateway();
+  gateway_->SetDemandCallback([&](const RevisionRef& ref) {
+    std::lock_guard<std::mutex> lock(mu);
+    demands.push_back(ref);
+  });
+  auto s = Service("default", "cold", {});
+  s.component(Component::kPredictor)[0].scale_from_zero = true;
+  SetTable({s});
+  std::vector<std::future<Answer>> calls;
+  for (int i = 0; i < 3; ++i) calls.push_back(CallAsync("cold.default.example.com", "/x"));
+  while (Stats(gateway_->Snapshot(), "cold-predictor-00001")->queued != 3) {
+    std::this_thread::yield();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(demands.size(), 3u);  // every held request asks; the control plane coalesces
+    EXPECT_EQ(demands[0], (RevisionRef{"default", "cold", Component::kPredictor,
+                                       "cold-predictor-00001"}));
+  }
+  EXPECT_EQ(calls[0].wait_for(20ms), std::future_status::timeout);
+  // A replica became ready: the held requests leave at once, none is lost.
+  s.component(Component::kPredictor)[0].endpoints = {b.endpoint()};
+  SetTable({s});
+  for (auto& c : calls) {
+    auto a = c.get();
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(a.body, "b /x");
+  }
+  EXPECT_EQ(b.received(), 3);
+  // Scaling back to zero: the last replica drains; a new request waits (and asks) instead of
+  // being refused.
+  ASSERT_TRUE(gateway_
+                  ->DrainEndpoint({"default", "cold", Component::kPredictor,
+                                   "cold-predictor-00001"},
+                                  b.endpoint(), [] {})
+                  .ok());
+  auto held = CallAsync("cold.default.example.com", "/y");
+  while (Stats(gateway_->Snapshot(), "cold-predictor-00001")->queued != 1) {
+    std::this_thread::yield();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(demands.size(), 4u);
+  }
+  FakeBackend c("c");
+  s.component(Component::kPredictor)[0].endpoints = {c.endpoint()};
+  SetTable({s});
+  EXPECT_EQ(held.get().body, "c /y");
+}
+
+TEST_F(GatewayTest, ScaleFromZeroFullQueueAndTimeoutAre503WithTheReason) {
+  StartGateway();
+  auto s = Service("default", "cold", {});
+  s.component(Component::kPredictor)[0].scale_from_zero = true;
+  s.component(Component::kPredictor)[0].activator_queue_depth = 1;
+  s.component(Component::kPredictor)[0].timeout = 1000ms;
+  SetTable({s});
+  auto r1 = CallAsync("cold.default.example.com", "/1");
+  while (Stats(gateway_->Snapshot(), "cold-predictor-00001")->queued != 1) {
+    std::this_thread::yield();
+  }
+  auto r2 = Call("cold.default.example.com", "/2");
+  EXPECT_EQ(r2.status, 503);
+  EXPECT_NE(r2.body.find("is scaling from zero and 1 requests are already waiting"),
+            std::string::npos)
+      << r2.body;
+  offset_ = 1000;
+  gateway_->ExpireQueued();
+  auto a1 = r1.get();
+  EXPECT_EQ(a1.status, 503);
+  EXPECT_NE(a1.body.find("to get a ready replica (scaling from zero)"), std::string::npos)
+      << a1.body;
+  // Without scale_from_zero a revision with no replica is refused at once.
+  SetTable({Service("default", "cold", {})});
+  EXPECT_EQ(Call("cold.default.example.com", "/3").status, 503);
+}
+
+TEST_F(GatewayTest, SnapshotIntegratesRequestsPresentOverTheInjectedClock) {
+  FakeBackend b("b");
+  b.hold(true);
+  StartGateway();
+  SetTable({Service("default", "m", {b.endpoint()})});
+  auto r1 = CallAsync("m.default.example.com", "/1");
+  b.WaitReceived(1);
+  offset_ = 2000;  // one request present for 2 s
+  auto during = Stats(gateway_->Snapshot(), "m-predictor-00001");
+  EXPECT_DOUBLE_EQ(during->request_seconds, 2.0);
+  EXPECT_EQ(during->arrivals, 1u);
+  auto r2 = CallAsync("m.default.example.com", "/2");
+  b.WaitReceived(2);
+  offset_ = 3000;  // then two for 1 s
+  b.ReleaseAll();
+  EXPECT_EQ(r1.get().status, 200);
+  EXPECT_EQ(r2.get().status, 200);
+  while (Stats(gateway_->Snapshot(), "m-predictor-00001")->completed != 2) {
+    std::this_thread::yield();
+  }
+  offset_ = 9000;  // nothing present since: the integral stays
+  auto after = Stats(gateway_->Snapshot(), "m-predictor-00001");
+  EXPECT_DOUBLE_EQ(after->request_seconds, 4.0);
+  EXPECT_EQ(after->arrivals, 2u);
+}
+
+TEST_F(GatewayTest, ComponentTagHostsAndTwoTagsOnOneRevision) {
+  FakeBackend only("only");
+  StartGateway();
+  ServiceRoute s = Service("default", "iris", {only.endpoint()});
+  s.tag_routing = true;
+  s.component(Component::kPredictor)[0].tags = {"latest", "prev"};
+  SetTable({s});
+  EXPECT_EQ(Call("latest-iris-predictor.default.example.com", "/").body, "only /");
+  EXPECT_EQ(Call("prev-iris-predictor.default.example.com", "/").body, "only /");
+  EXPECT_EQ(Call("prev-iris.default.example.com", "/").body, "only /");
+  EXPECT_EQ(Call("old-iris.default.example.com", "/").status, 404);
+  s.tag_routing = false;
+  SetTable({s});
+  EXPECT_EQ(Call("latest-iris-predictor.default.example.com", "/").status, 404);
 }
 
 }  // namespace

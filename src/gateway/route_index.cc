@@ -63,8 +63,19 @@ RouteIndex::RouteIndex(const RouteTable& table, std::string domain) : domain_(st
     const Traffic& entry = s.has(Component::kTransformer) ? s.component(Component::kTransformer)
                                                           : s.component(Component::kPredictor);
     for (const auto& rev : entry) {
-      if (rev.tag.empty()) continue;
-      add(rev.tag + "-" + s.name, s.namespace_name, HostRoute{static_cast<int>(i), -1, rev.tag});
+      for (const std::string& tag : rev.tags) {
+        add(tag + "-" + s.name, s.namespace_name, HostRoute{static_cast<int>(i), -1, tag});
+      }
+    }
+    // Knative's tag URLs name the component's own service: {tag}-{name}-{component}.
+    for (int c = 0; c < kComponentCount; ++c) {
+      std::string component(ComponentName(static_cast<Component>(c)));
+      for (const auto& rev : s.components[c]) {
+        for (const std::string& tag : rev.tags) {
+          add(tag + "-" + s.name + "-" + component, s.namespace_name,
+              HostRoute{static_cast<int>(i), c, tag});
+        }
+      }
     }
   }
 }

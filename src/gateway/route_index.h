@@ -8,6 +8,8 @@
 //   {name}-{predictor|transformer|explainer}.{namespace}[.D|.svc...] → that component directly
 //   {tag}-{name}.{namespace}[.D]  → the entry component's revision tagged {tag}, when the
 //                                   service enables tag routing (KServe's latest-/prev- URLs)
+//   {tag}-{name}-{component}.{namespace}[.D] → that component's revision tagged {tag} (the
+//                                   traffic[].url KServe reports for a tag)
 // Path form, for clients that cannot set Host (curl, browsers): /serving/{namespace}/{host
 // name part}/{rest} routes {rest} as if Host were {host name part}.{namespace}; no OIP or V1
 // path starts with /serving/, so the form cannot shadow a model server path.

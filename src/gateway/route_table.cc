@@ -70,13 +70,17 @@ Status ValidateRouteTable(const RouteTable& table) {
                                  std::to_string(r.percent));
         }
         total += r.percent;
-        if (!r.tag.empty()) {
-          if (!IsDnsLabel(r.tag)) {
-            return InvalidArgument(rpath + ".tag: '" + r.tag + "' is not a DNS label");
+        for (const std::string& tag : r.tags) {
+          if (!IsDnsLabel(tag)) {
+            return InvalidArgument(rpath + ".tags: '" + tag + "' is not a DNS label");
           }
-          if (!tags.insert(r.tag).second) {
-            return InvalidArgument(rpath + ".tag: '" + r.tag + "' is used by two revisions");
+          if (!tags.insert(tag).second) {
+            return InvalidArgument(rpath + ".tags: '" + tag + "' is used twice");
           }
+        }
+        if (r.activator_queue_depth < 0) {
+          return InvalidArgument(rpath + ".activator_queue_depth: must be >= 0, got " +
+                                 std::to_string(r.activator_queue_depth));
         }
         if (r.container_concurrency < 0) {
           return InvalidArgument(rpath +
@@ -112,6 +116,13 @@ Status ValidateRouteTable(const RouteTable& table) {
     }
   }
   return Status::Ok();
+}
+
+bool RevisionRoute::has_tag(std::string_view tag) const {
+  for (const std::string& t : tags) {
+    if (t == tag) return true;
+  }
+  return false;
 }
 
 int PickRevision(const Traffic& traffic, double u) {
@@ -163,7 +174,16 @@ StatusOr<Traffic> TrafficFromJson(const json& j, const std::string& path) {
         rev.percent = v.get<int>();
       } else if (key == "tag") {
         QUIVER_RETURN_IF_ERROR(Expect(v, fpath, v.is_string(), "a string"));
-        rev.tag = v.get<std::string>();
+        if (!v.get<std::string>().empty()) rev.tags.push_back(v.get<std::string>());
+      } else if (key == "tags") {
+        QUIVER_RETURN_IF_ERROR(Expect(v, fpath, v.is_array(), "an array of strings"));
+        for (const json& t : v) {
+          QUIVER_RETURN_IF_ERROR(Expect(t, fpath, t.is_string(), "an array of strings"));
+          rev.tags.push_back(t.get<std::string>());
+        }
+      } else if (key == "scale_from_zero") {
+        QUIVER_RETURN_IF_ERROR(Expect(v, fpath, v.is_boolean(), "a boolean"));
+        rev.scale_from_zero = v.get<bool>();
       } else if (key == "container_concurrency") {
         QUIVER_RETURN_IF_ERROR(Expect(v, fpath, v.is_number_integer(), "an integer"));
         rev.container_concurrency = v.get<int>();
@@ -184,8 +204,9 @@ StatusOr<Traffic> TrafficFromJson(const json& j, const std::string& path) {
         }
       } else {
         return InvalidArgument(fpath +
-                               ": unknown field (expected revision, percent, tag, "
-                               "endpoints, container_concurrency, queue_depth, timeout_seconds)");
+                               ": unknown field (expected revision, percent, tag, tags, endpoints, "
+                               "container_concurrency, queue_depth, timeout_seconds, "
+                               "scale_from_zero)");
       }
     }
     traffic.push_back(std::move(rev));

@@ -34,7 +34,10 @@ inline constexpr std::chrono::seconds kDefaultRevisionTimeout{300};
 struct RevisionRoute {
   std::string name;   // unique within the component, e.g. "sklearn-iris-predictor-00002"
   int percent = 100;  // 0..100; the component's percents sum to 100 (0 = tag-only revision)
-  std::string tag;    // "latest", "prev" or empty; reachable as {tag}-{name}... hosts
+  // "latest", "prev", ...: reachable as {tag}-{name}... hosts when the service enables tag
+  // routing. Two traffic targets of one revision (KServe's latest and prev on the same
+  // revision) become one route with both tags.
+  std::vector<std::string> tags;
   std::vector<Endpoint> endpoints;  // ready replicas only; empty: the revision is not ready
   // containerConcurrency: requests one endpoint may hold at once (0 = unlimited). Requests
   // beyond it wait in this revision's FIFO queue, as Knative's queue-proxy makes them wait.
@@ -44,6 +47,15 @@ struct RevisionRoute {
   int queue_depth = 0;
   // Whole request, queueing included (the component's `timeout`); past it the client gets 504.
   std::chrono::milliseconds timeout = kDefaultRevisionTimeout;
+  // The activator: a revision that may have no ready replica while it scales from zero. With
+  // no usable endpoint its requests wait (bounded by `activator_queue_depth`, past the timeout
+  // 503) and the gateway asks the control plane for a replica (GatewayOptions::on_demand);
+  // without it, such a request is answered 503 at once.
+  bool scale_from_zero = false;
+  // Queue bound while the revision has no endpoint (Knative's activator breaker: 10,000).
+  int activator_queue_depth = 10'000;
+
+  bool has_tag(std::string_view tag) const;
 };
 
 // The revisions of one component with their traffic percents.
@@ -79,9 +91,9 @@ int PickRevision(const Traffic& traffic, double u);
 
 // Reads a table from JSON (used by gateway_fixture and handy for the control plane's tests):
 // {"services":[{"namespace":"default","name":"iris","tag_routing":false,
-//   "predictor":[{"revision":"iris-predictor-00001","percent":100,"tag":"",
+//   "predictor":[{"revision":"iris-predictor-00001","percent":100,"tags":[],
 //                 "endpoints":["127.0.0.1:9001"],"container_concurrency":0,
-//                 "queue_depth":0,"timeout_seconds":300}],
+//                 "queue_depth":0,"timeout_seconds":300,"scale_from_zero":false}],
 //   "transformer":[...],"explainer":[...]}]}
 // Errors name the JSON path. The result is validated.
 StatusOr<RouteTable> RouteTableFromJson(std::string_view json);

@@ -12,7 +12,7 @@ RevisionRoute Rev(std::string name, int percent, std::string tag = "") {
   RevisionRoute r;
   r.name = std::move(name);
   r.percent = percent;
-  r.tag = std::move(tag);
+  if (!tag.empty()) r.tags.push_back(std::move(tag));
   r.endpoints = {{"127.0.0.1", 9000}};
   return r;
 }
@@ -99,7 +99,7 @@ TEST(RouteTableFromJsonTest, ReadsEveryFieldAndNamesErrorsByPath) {
   EXPECT_TRUE(s.tag_routing);
   ASSERT_EQ(s.component(Component::kPredictor).size(), 2u);
   const auto& r2 = s.component(Component::kPredictor)[1];
-  EXPECT_EQ(r2.tag, "latest");
+  EXPECT_EQ(r2.tags, std::vector<std::string>{"latest"});
   EXPECT_EQ(r2.container_concurrency, 2);
   EXPECT_EQ(r2.queue_depth, 5);
   EXPECT_EQ(r2.timeout, std::chrono::milliseconds(1500));

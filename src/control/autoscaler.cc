@@ -83,9 +83,11 @@ std::optional<autoscale::ScaleDecision> Autoscaler::LastDecision(
 
 bool Autoscaler::DecideLocked(Tracked& t, Clock::time_point now) {
   const int before = t.last.replicas;
+  const bool was_panicking = t.last.panicking;
   const bool first = !t.sampled && t.last.reason.empty();
   t.last = t.scaler->Decide(now, t.current, t.ready, t.routed);
-  if (t.last.replicas != before || first) {
+  // Panic entry and exit are logged even when the count stays: they explain what follows.
+  if (t.last.replicas != before || first || t.last.panicking != was_panicking) {
     spdlog::info("autoscaler {}: {} replica(s) ({})", Key(t.ref), t.last.replicas, t.last.reason);
   }
   return t.last.replicas != before;

@@ -656,7 +656,7 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
     ComponentOutcome* into = rev->name == latest.name ? &out : &scratch;
     auto ready = EnsureReplicas(isvc, type, comp, *rev, dir, wanted, predictor, into);
     if (ready.ok()) endpoints[rev->name] = std::move(*ready);
-    out.drains.insert(out.drains.end(), into->drains.begin(), into->drains.end());
+    if (into != &out) out.drains.insert(out.drains.end(), into->drains.begin(), into->drains.end());
     if (rev->name == latest.name && !into->reason.empty()) latest_failed = true;
   }
   std::set<std::string> kept;
@@ -926,6 +926,11 @@ StatusOr<std::vector<gateway::Endpoint>> Reconciler::EnsureReplicas(
       outcome->message = started.message();
       outcome->model_state = "FailedToLoad";
       RecordEvent(key, "Warning", "ReplicaStartFailed", id + ": " + started.message());
+      // Nothing runs: forget the row and its ports, and try again shortly.
+      (void)store_->DeleteReplica(ck, revision.name, i);
+      ports_.Release(http_port);
+      if (grpc_port > 0) ports_.Release(grpc_port);
+      EnqueueAfter(key, options_.retry_initial);
     } else if (!adopted) {
       RecordEvent(key, "Normal", "ReplicaStarted",
                   id + " on port " + std::to_string(http_port) + ", log " + log_path.string());
@@ -1055,6 +1060,7 @@ StatusOr<ReplicaSpec> Reconciler::BuildReplicaSpec(const spec::InferenceService&
   spec.stop_grace = options_.stop_grace;
   spec.lifecycle.start_timeout = options_.start_timeout;
   spec.lifecycle.probe_initial_interval = options_.probe_initial_interval;
+  spec.lifecycle.probe_fast_for = options_.probe_fast_for;
   return spec;
 }
 

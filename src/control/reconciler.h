@@ -67,9 +67,11 @@ struct ReconcilerOptions {
   // override what Knative lets them override.
   autoscale::KpaConfig kpa_defaults;
   AutoscalerOptions autoscaler;
-  // While a replica starts, readiness is probed this often at first (then less often): it
-  // bounds how late a cold start notices that its replica is ready.
+  // While a replica starts, readiness is probed this often for `probe_fast_for` (then less
+  // often): it bounds how late a cold start notices that its replica is ready. A probe of a
+  // port nobody listens on yet costs a refused connect.
   std::chrono::milliseconds probe_initial_interval{5};
+  std::chrono::milliseconds probe_fast_for{std::chrono::seconds(15)};
 };
 
 class Reconciler {

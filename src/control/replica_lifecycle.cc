@@ -58,6 +58,7 @@ void ReplicaLifecycle::OnSpawned(TimePoint now, bool adopted) {
   probe_in_flight_ = false;
   consecutive_probe_failures_ = 0;
   next_probe_interval_ = options_.probe_initial_interval;
+  spawned_at_ = now;
   // An adopted process has probably been serving all along: probe it at once.
   probe_at_ = adopted ? now : now + options_.probe_initial_interval;
   start_deadline_ = now + options_.start_timeout;
@@ -84,6 +85,8 @@ void ReplicaLifecycle::OnProbeResult(TimePoint now, bool ok, std::string_view de
         ready_since_ = now;
         start_deadline_.reset();
         probe_at_ = now + options_.probe_period;
+      } else if (now - spawned_at_ < options_.probe_fast_for) {
+        probe_at_ = now + options_.probe_initial_interval;
       } else {
         probe_at_ = now + next_probe_interval_;
         next_probe_interval_ = std::min(next_probe_interval_ * 2, options_.probe_period);

@@ -43,6 +43,10 @@ struct LifecycleOptions {
   // While Starting, probes begin at `probe_initial_interval` and double up to `probe_period`,
   // so a fast server is seen ready within tens of milliseconds without hammering a slow one.
   Duration probe_initial_interval = std::chrono::milliseconds(50);
+  // For this long after a (re)start the interval stays at `probe_initial_interval` before it
+  // starts doubling: a replica started on demand (scale from zero) is seen ready within one
+  // short interval even when it takes seconds to load. 0: doubling from the first probe.
+  Duration probe_fast_for = Duration::zero();
   // Interval between probes once the replica has been ready.
   Duration probe_period = std::chrono::seconds(1);
   // Consecutive failed probes that make a Ready replica Unready.
@@ -110,6 +114,7 @@ class ReplicaLifecycle {
   Duration next_probe_interval_{};
   std::optional<TimePoint> ready_since_;
   std::optional<TimePoint> probe_at_;
+  TimePoint spawned_at_{};
   std::optional<TimePoint> start_deadline_;
   std::optional<TimePoint> restart_at_;
   std::optional<TimePoint> kill_at_;

@@ -61,6 +61,30 @@ TEST(ReplicaLifecycleTest, ProbesWithGrowingIntervalUntilReady) {
   EXPECT_EQ(l.NextDeadline(), t0 + milliseconds(1215));
 }
 
+TEST(ReplicaLifecycleTest, ProbesStayFastForTheFastWindowThenGrow) {
+  LifecycleOptions o = TestOptions();
+  o.probe_initial_interval = milliseconds(10);
+  o.probe_fast_for = seconds(2);
+  ReplicaLifecycle l(o);
+  l.OnSpawned(t0, false);
+  TimePoint t = t0 + milliseconds(10);
+  // Within the fast window every failed probe is followed by another 10 ms later.
+  while (t < t0 + seconds(2)) {
+    ASSERT_EQ(l.Due(t), Actions{LifecycleAction::kProbe});
+    l.OnProbeResult(t, false, "connection refused");
+    ASSERT_EQ(l.NextDeadline(), t + milliseconds(10));
+    t += milliseconds(10);
+  }
+  // Past it the interval doubles from the initial one.
+  ASSERT_EQ(l.Due(t), Actions{LifecycleAction::kProbe});
+  l.OnProbeResult(t, false, "connection refused");
+  EXPECT_EQ(l.NextDeadline(), t + milliseconds(10));
+  t += milliseconds(10);
+  ASSERT_EQ(l.Due(t), Actions{LifecycleAction::kProbe});
+  l.OnProbeResult(t, false, "connection refused");
+  EXPECT_EQ(l.NextDeadline(), t + milliseconds(20));
+}
+
 TEST(ReplicaLifecycleTest, ProbeIntervalNeverExceedsThePeriod) {
   ReplicaLifecycle l(TestOptions());
   l.OnSpawned(t0, false);

@@ -207,6 +207,16 @@ void RevisionState::ExpireWaiters(Clock::time_point now) {
   }
 }
 
+void RevisionState::RejectWaiters(const Status& status) {
+  std::deque<std::shared_ptr<SlotWaiter>> waiters;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiters.swap(waiters_);
+    queued.store(0);
+  }
+  for (auto& w : waiters) w->OnRejected(status);
+}
+
 void RevisionState::Retire() {
   std::deque<std::shared_ptr<SlotWaiter>> waiters;
   {

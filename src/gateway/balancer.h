@@ -113,6 +113,8 @@ class RevisionState {
   void ExpireWaiters(Clock::time_point now);
   // The revision left the route table: waiters are rejected (kUnavailable).
   void Retire();
+  // Rejects every waiter with `status` (the gateway is shutting down).
+  void RejectWaiters(const Status& status);
 
   int container_concurrency() const { return container_concurrency_; }
   size_t queue_limit() const { return queue_limit_; }

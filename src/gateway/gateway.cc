@@ -154,7 +154,18 @@ class Gateway::Impl {
                        std::function<void()> on_idle);
   void ExpireQueued();
   void Run();
-  void Shutdown() { server_->Shutdown(); }
+  void Shutdown() {
+    shutting_down_ = true;
+    server_->Shutdown();
+    // Requests held for a replica (at containerConcurrency, or scaling from zero) would keep
+    // the server's drain waiting: they get their answer now.
+    std::vector<std::shared_ptr<RevisionState>> states;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [key, entry] : revisions_) states.push_back(entry.state);
+    }
+    for (auto& s : states) s->RejectWaiters(Unavailable("the gateway is shutting down"));
+  }
   void SetDemandCallback(DemandCallback cb) { on_demand_ = std::move(cb); }
   uint16_t port() const { return server_->port(); }
 
@@ -173,6 +184,7 @@ class Gateway::Impl {
   std::vector<std::unique_ptr<ClientThread>> clients_;
   std::optional<asio::steady_timer> sweep_timer_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> shutting_down_{false};
   std::atomic<int> next_client_{0};
   DemandCallback on_demand_;  // set before Run
 
@@ -361,7 +373,8 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
       return call->OnSlot(std::move(endpoint));
     }
   }
-  if (rev.route->scale_from_zero && !state.HasUsableEndpoint()) {
+  if (rev.route->scale_from_zero && !state.HasUsableEndpoint() &&
+      !shutting_down_.load(std::memory_order_relaxed)) {
     // The activator: hold the request until a replica is ready, and ask for one now.
     if (!state.Enqueue(call, now)) {
       return call->OnRejected(Unavailable(
@@ -371,6 +384,9 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
     }
     if (on_demand_) on_demand_(rev.ref);
     return;
+  }
+  if (shutting_down_.load(std::memory_order_relaxed)) {
+    return call->OnRejected(Unavailable("the gateway is shutting down"));
   }
   if (limited) {
     if (!state.Enqueue(call, now)) {

@@ -547,6 +547,21 @@ TEST_F(GatewayTest, ScaleFromZeroFullQueueAndTimeoutAre503WithTheReason) {
   EXPECT_EQ(Call("cold.default.example.com", "/3").status, 503);
 }
 
+TEST_F(GatewayTest, ShutdownAnswersHeldRequestsAtOnce) {
+  StartGateway();
+  auto s = Service("default", "cold", {});
+  s.component(Component::kPredictor)[0].scale_from_zero = true;
+  SetTable({s});
+  auto held = CallAsync("cold.default.example.com", "/1");
+  while (Stats(gateway_->Snapshot(), "cold-predictor-00001")->queued != 1) {
+    std::this_thread::yield();
+  }
+  gateway_->Shutdown();
+  auto a = held.get();
+  EXPECT_EQ(a.status, 503);
+  EXPECT_NE(a.body.find("the gateway is shutting down"), std::string::npos) << a.body;
+}
+
 TEST_F(GatewayTest, SnapshotIntegratesRequestsPresentOverTheInjectedClock) {
   FakeBackend b("b");
   b.hold(true);

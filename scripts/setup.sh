@@ -18,7 +18,7 @@ build_packages=(cmake ninja-build g++ pkg-config libboost-dev libsimdjson-dev li
 # use (the -dev package brings it too; named for the runtime image).
 runtime_packages=(python3 python3-numpy python3-sklearn python3-joblib libcurl4)
 test_packages=(python3 python3-pytest python3-requests python3-numpy python3-xgboost python3-grpcio
-  python3-protobuf python3-torch python3-sklearn python3-joblib curl procps prometheus)
+  python3-protobuf python3-torch python3-sklearn python3-joblib python3-yaml curl procps prometheus)
 # python3-xgboost/numpy: bench/batching_bench.py's in-process baseline; python3-grpcio/protobuf:
 # bench/protocol_bench.py's gRPC answer check; binutils (nm, readelf): its batch-size uprobe.
 bench_packages=(wrk nginx-light util-linux curl python3-xgboost python3-numpy python3-grpcio
@@ -55,6 +55,7 @@ fi
 
 if [ "$tests" = 1 ]; then
   scripts/s3-server.sh --install
+  scripts/k8s-validator.sh --install
 fi
 
 if [ "$build" = 1 ]; then

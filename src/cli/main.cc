@@ -2,8 +2,10 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_command.h"
+#include "cli/render_command.h"
 #include "cli/resource_commands.h"
 #include "cli/serve_command.h"
+#include "cli/storage_initializer_command.h"
 #include "cli/up_command.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +16,8 @@ int main(int argc, char** argv) {
   quiver::AddBenchCommand(app);
   quiver::AddUpCommand(app);
   quiver::AddResourceCommands(app);
+  quiver::AddRenderCommand(app);
+  quiver::AddStorageInitializerCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -483,9 +483,15 @@ TEST_F(GatewayTest, ScaleFromZeroHoldsRequestsAsksForAReplicaAndSendsThemWhenOne
   while (Stats(gateway_->Snapshot(), "cold-predictor-00001")->queued != 3) {
     std::this_thread::yield();
   }
+  // Each held request asks (right after it is queued); the control plane coalesces.
+  auto demand_count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return demands.size();
+  };
+  for (int i = 0; i < 10'000 && demand_count() < 3; ++i) std::this_thread::sleep_for(1ms);
   {
     std::lock_guard<std::mutex> lock(mu);
-    ASSERT_EQ(demands.size(), 3u);  // every held request asks; the control plane coalesces
+    ASSERT_EQ(demands.size(), 3u);
     EXPECT_EQ(demands[0], (RevisionRef{"default", "cold", Component::kPredictor,
                                        "cold-predictor-00001"}));
   }
@@ -510,10 +516,8 @@ TEST_F(GatewayTest, ScaleFromZeroHoldsRequestsAsksForAReplicaAndSendsThemWhenOne
   while (Stats(gateway_->Snapshot(), "cold-predictor-00001")->queued != 1) {
     std::this_thread::yield();
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    EXPECT_EQ(demands.size(), 4u);
-  }
+  for (int i = 0; i < 10'000 && demand_count() < 4; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(demand_count(), 4u);
   FakeBackend c("c");
   s.component(Component::kPredictor)[0].endpoints = {c.endpoint()};
   SetTable({s});

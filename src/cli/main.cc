@@ -4,6 +4,7 @@
 #include "cli/bench_command.h"
 #include "cli/render_command.h"
 #include "cli/resource_commands.h"
+#include "cli/router_command.h"
 #include "cli/serve_command.h"
 #include "cli/storage_initializer_command.h"
 #include "cli/up_command.h"
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   quiver::AddUpCommand(app);
   quiver::AddResourceCommands(app);
   quiver::AddRenderCommand(app);
+  quiver::AddRouterCommand(app);
   quiver::AddStorageInitializerCommand(app);
   CLI11_PARSE(app, argc, argv);
   return 0;

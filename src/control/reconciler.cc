@@ -199,6 +199,10 @@ void Reconciler::Start() {
   } else {
     spdlog::error("reconciler: listing InferenceServices failed: {}", isvcs.status().ToString());
   }
+  auto graphs = store_->List("InferenceGraph", "");
+  if (graphs.ok()) {
+    for (const Json& doc : graphs->items) Enqueue(store::KeyOf(doc));
+  }
   thread_ = std::thread([this] { Run(); });
   autoscaler_->Start();
   for (int i = 0; i < std::max(1, options_.download_threads); ++i) {
@@ -290,13 +294,34 @@ void Reconciler::ReconcileKey(const store::ResourceKey& key) {
     }
     return;
   }
-  if (key.kind != "InferenceService") return;  // graphs and trained models: later issues
+  if (key.kind == "InferenceGraph") {
+    auto graph = store_->Get(key);
+    if (!graph.ok()) {
+      if (graph.status().code() == StatusCode::kNotFound) {
+        RemoveGraph(key.ns + "/" + key.name);
+        return;
+      }
+      EnqueueAfter(key, options_.retry_initial);
+      return;
+    }
+    Status s = ReconcileGraph(*graph);
+    if (!s.ok()) {
+      spdlog::warn("reconciling {}: {}", key.ToString(), s.ToString());
+      EnqueueAfter(key, options_.retry_initial);
+    }
+    return;
+  }
+  if (key.kind != "InferenceService") return;  // TrainedModels are stored only
   auto doc = store_->Get(key);
   if (!doc.ok()) {
     if (doc.status().code() == StatusCode::kNotFound) {
       // Deleted without our finalizer (or already finalized): nothing may keep running.
       for (ComponentType type : kComponentTypes) {
         RetireRevisions({key.ns, key.name, std::string(spec::ComponentTypeName(type))}, {}, true);
+      }
+      {
+        std::lock_guard<std::mutex> lock(services_mu_);
+        service_v1_.erase(key.ns + "/" + key.name);
       }
       if (routes_.erase(key.ns + "/" + key.name) > 0) PublishRoutes();
       return;
@@ -318,6 +343,10 @@ Status Reconciler::FinalizeDeletion(const Json& doc) {
     RetireRevisions({key.ns, key.name, std::string(spec::ComponentTypeName(type))}, {}, true);
   }
   autoscaler_->Retain(key.ns + "/" + key.name + "/", {});
+  {
+    std::lock_guard<std::mutex> lock(services_mu_);
+    service_v1_.erase(key.ns + "/" + key.name);
+  }
   if (routes_.erase(key.ns + "/" + key.name) > 0) PublishRoutes();
   RecordEvent(key, "Normal", "Deleted", "replicas stopped and routes removed");
   if (!HasFinalizer(doc)) return Status::Ok();
@@ -447,12 +476,12 @@ Status Reconciler::ReconcileService(Json doc) {
     if (type == ComponentType::kPredictor) predictor_outcome = outcome;
   }
   routes_[ns + "/" + name] = route;
-  Status published = Status::Ok();
   {
-    gateway::RouteTable table;
-    for (const auto& [_, r] : routes_) table.services.push_back(r);
-    published = gateway_->SetRouteTable(std::move(table));
+    std::lock_guard<std::mutex> lock(services_mu_);
+    service_v1_[ns + "/" + name] = isvc->predictor.protocol_version == spec::Protocol::kV1;
   }
+  Status published = Status::Ok();
+  published = gateway_->SetRouteTable(BuildRouteTable());
   if (!published.ok()) {
     routes_.erase(ns + "/" + name);
     PublishRoutes();
@@ -1139,10 +1168,119 @@ std::optional<StatusOr<std::string>> Reconciler::ModelDir(const store::ResourceK
   return std::nullopt;
 }
 
-void Reconciler::PublishRoutes() {
+StatusOr<std::string> Reconciler::ResolveService(const std::string& ns,
+                                                 const std::string& name) const {
+  bool v1 = true;
+  {
+    std::lock_guard<std::mutex> lock(services_mu_);
+    auto it = service_v1_.find(ns + "/" + name);
+    if (it == service_v1_.end()) {
+      return NotFound("InferenceService " + ns + "/" + name + " not found");
+    }
+    v1 = it->second;
+  }
+  // KServe resolves serviceName to the InferenceService's address plus its protocol's predict
+  // path; here the address is the gateway's path form for the service.
+  std::string base = "http://127.0.0.1:" + std::to_string(options_.gateway_port) + "/serving/" +
+                     ns + "/" + name;
+  return v1 ? base + "/v1/models/" + name + ":predict" : base + "/v2/models/" + name + "/infer";
+}
+
+Status Reconciler::ReconcileGraph(const Json& doc) {
+  store::ResourceKey key = store::KeyOf(doc);
+  const std::string id = key.ns + "/" + key.name;
+  const Json old_status =
+      doc.contains("status") && doc["status"].is_object() ? doc["status"] : Json::object();
+  Json status = Json::object();
+  if (doc["metadata"].contains("generation")) {
+    status["observedGeneration"] = doc["metadata"]["generation"];
+  }
+  status["url"] = "http://" + key.name + "." + key.ns + "." + options_.domain;
+  status["address"] = {{"url", "http://127.0.0.1:" + std::to_string(options_.gateway_port) +
+                                   "/serving/" + key.ns + "/" + key.name}};
+  Status problem = Status::Ok();
+  std::string reason;
+  auto graph = spec::InferenceGraphFromJson(doc);
+  if (!graph.ok()) {
+    problem = graph.status();
+    reason = "InvalidSpec";
+  } else {
+    const std::string fingerprint = doc["spec"].dump();
+    auto it = graphs_.find(id);
+    if (it == graphs_.end() || it->second.fingerprint != fingerprint) {
+      graph::RouterOptions ro;
+      const std::string ns = key.ns;
+      ro.resolve_service = [this, ns](const std::string& service) {
+        return ResolveService(ns, service);
+      };
+      auto router = graph::GraphRouter::Create(std::move(*graph), std::move(ro));
+      if (!router.ok()) {
+        problem = router.status();
+        reason = "InvalidGraph";
+      } else {
+        std::shared_ptr<graph::GraphRouter> shared(std::move(*router));
+        GraphEntry entry;
+        entry.fingerprint = fingerprint;
+        entry.router = shared;
+        entry.route.namespace_name = key.ns;
+        entry.route.name = key.name;
+        entry.route.handler = std::make_shared<const gateway::GraphHandler>(
+            [shared](http::Request&& request, http::Responder responder) {
+              shared->Handle(std::move(request), std::move(responder));
+            });
+        std::shared_ptr<graph::GraphRouter> old =
+            it == graphs_.end() ? nullptr : std::move(it->second.router);
+        graphs_[id] = std::move(entry);
+        PublishRoutes();
+        if (old) {
+          // Requests in flight on the old router finish; it stops off this thread.
+          std::thread([old] { old->Shutdown(std::chrono::seconds(30)); }).detach();
+        }
+        RecordEvent(key, "Normal", "RouterReady", "graph router serving " + status["url"].get<std::string>());
+      }
+    }
+  }
+  Json ready = {{"type", "Ready"}, {"status", problem.ok() ? "True" : "False"}};
+  if (!problem.ok()) {
+    ready["reason"] = reason;
+    ready["message"] = problem.message();
+    RecordEvent(key, "Warning", reason, problem.message());
+  }
+  std::string when = Now();
+  if (old_status.contains("conditions") && old_status["conditions"].is_array()) {
+    for (const auto& o : old_status["conditions"]) {
+      if (o.value("type", "") == "Ready" && o.value("status", "") == ready["status"] &&
+          o.contains("lastTransitionTime")) {
+        when = o["lastTransitionTime"].get<std::string>();
+      }
+    }
+  }
+  ready["lastTransitionTime"] = when;
+  status["conditions"] = Json::array({ready});
+  if (WithoutTimes(status) != WithoutTimes(old_status)) {
+    QUIVER_RETURN_IF_ERROR(store_->UpdateStatus(key, status).status());
+  }
+  return Status::Ok();
+}
+
+void Reconciler::RemoveGraph(const std::string& id) {
+  auto it = graphs_.find(id);
+  if (it == graphs_.end()) return;
+  std::shared_ptr<graph::GraphRouter> old = std::move(it->second.router);
+  graphs_.erase(it);
+  PublishRoutes();
+  std::thread([old] { old->Shutdown(std::chrono::seconds(30)); }).detach();
+}
+
+gateway::RouteTable Reconciler::BuildRouteTable() const {
   gateway::RouteTable table;
   for (const auto& [_, r] : routes_) table.services.push_back(r);
-  Status s = gateway_->SetRouteTable(std::move(table));
+  for (const auto& [_, g] : graphs_) table.graphs.push_back(g.route);
+  return table;
+}
+
+void Reconciler::PublishRoutes() {
+  Status s = gateway_->SetRouteTable(BuildRouteTable());
   if (!s.ok()) spdlog::error("gateway rejected the route table: {}", s.ToString());
 }
 

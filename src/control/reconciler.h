@@ -33,6 +33,8 @@
 #include "control/port_allocator.h"
 #include "control/supervisor.h"
 #include "gateway/gateway.h"
+#include "graph/router.h"
+#include "spec/inference_graph.h"
 #include "spec/inference_service.h"
 #include "spec/serving_runtime.h"
 #include "storage/storage_initializer.h"
@@ -149,6 +151,13 @@ class Reconciler {
   void AdoptAll();
   void ReconcileKey(const store::ResourceKey& key);
   Status ReconcileService(store::Json doc);
+  // An InferenceGraph runs inside the gateway: a graph::GraphRouter per graph, its host in the
+  // route table, status url and Ready.
+  Status ReconcileGraph(const store::Json& doc);
+  void RemoveGraph(const std::string& key);
+  // serviceName → the InferenceService's predict URL through the gateway (router threads).
+  StatusOr<std::string> ResolveService(const std::string& ns, const std::string& name) const;
+  gateway::RouteTable BuildRouteTable() const;
   Status FinalizeDeletion(const store::Json& doc);
   ComponentOutcome ReconcileComponent(const spec::InferenceService& isvc,
                                       spec::ComponentType type, const spec::ComponentSpec& comp,
@@ -211,6 +220,17 @@ class Reconciler {
   std::map<std::string, RetryState> retries_;             // guarded by mu_; by revision name
   std::map<std::string, std::string> last_events_;        // de-duplicates repeated events
   std::set<std::string> draining_;                        // replica ids drained in the gateway
+  struct GraphEntry {
+    std::string fingerprint;  // the spec the router was made from
+    std::shared_ptr<graph::GraphRouter> router;
+    gateway::GraphRoute route;
+  };
+  std::map<std::string, GraphEntry> graphs_;              // by "ns/name"
+
+  // What graph routers need to resolve a serviceName: the InferenceServices and their
+  // predictor's protocol (true: v1). Written by the reconcile thread, read by router threads.
+  mutable std::mutex services_mu_;
+  std::map<std::string, bool> service_v1_;                // guarded by services_mu_
 
   std::atomic<bool> cancel_downloads_{false};  // set on shutdown
   std::thread thread_;

@@ -328,6 +328,12 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
   auto resolved = snap.index->Resolve(request.header("host"), request.target());
   if (!resolved.ok()) return SendError(responder, 404, resolved.status().message());
   const HostRoute& route = *resolved->route;
+  if (route.graph >= 0) {
+    // The graph router answers on its own threads; it holds the handler while it runs.
+    std::shared_ptr<const GraphHandler> handler = snap.table.graphs[route.graph].handler;
+    PrepareUpstreamRequest(request.message, resolved->target);
+    return (*handler)(std::move(request), std::move(responder));
+  }
   const CompiledService& service = snap.services[route.service];
   const ServiceRoute& spec = *service.route;
   auto component = RouteIndex::SelectComponent(spec, route, resolved->target);

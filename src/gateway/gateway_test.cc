@@ -610,5 +610,38 @@ TEST_F(GatewayTest, ComponentTagHostsAndTwoTagsOnOneRevision) {
   EXPECT_EQ(Call("latest-iris-predictor.default.example.com", "/").status, 404);
 }
 
+TEST_F(GatewayTest, GraphHostsGoToTheGraphHandlerAndServicesKeepTheirHosts) {
+  FakeBackend svc("svc");
+  StartGateway();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto handler = std::make_shared<const GraphHandler>(
+      [calls](http::Request&& req, http::Responder r) {
+        ++*calls;
+        http::Response res;
+        res.body = "graph " + std::string(req.target());
+        r.Send(std::move(res));
+      });
+  RouteTable t;
+  t.services = {Service("default", "iris", {svc.endpoint()})};
+  t.graphs = {GraphRoute{"default", "pipeline", handler}, GraphRoute{"default", "iris", handler}};
+  ASSERT_TRUE(gateway_->SetRouteTable(t).ok());
+  EXPECT_EQ(Call("pipeline.default.example.com", "/v1/models/x:predict").body,
+            "graph /v1/models/x:predict");
+  EXPECT_EQ(Call("localhost", "/serving/default/pipeline/anything").body, "graph /anything");
+  // An InferenceService of the same name keeps its host.
+  EXPECT_EQ(Call("iris.default.example.com", "/").body, "svc /");
+  EXPECT_EQ(calls->load(), 2);
+  t.graphs.push_back(GraphRoute{"default", "pipeline", handler});
+  auto dup = gateway_->SetRouteTable(t);
+  EXPECT_FALSE(dup.ok());
+  EXPECT_NE(dup.message().find("graphs[2]: graph default/pipeline appears twice"),
+            std::string::npos)
+      << dup.ToString();
+  t.graphs.pop_back();
+  t.graphs.push_back(GraphRoute{"default", "empty", nullptr});
+  EXPECT_NE(gateway_->SetRouteTable(t).message().find("graphs[2].handler: must be set"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace quiver::gateway

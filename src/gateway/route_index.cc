@@ -78,6 +78,10 @@ RouteIndex::RouteIndex(const RouteTable& table, std::string domain) : domain_(st
       }
     }
   }
+  for (size_t i = 0; i < table.graphs.size(); ++i) {
+    const auto& g = table.graphs[i];
+    add(g.name, g.namespace_name, HostRoute{-1, -1, "", static_cast<int>(i)});
+  }
 }
 
 const HostRoute* RouteIndex::Find(std::string_view host) const {

@@ -10,6 +10,7 @@
 //                                   service enables tag routing (KServe's latest-/prev- URLs)
 //   {tag}-{name}-{component}.{namespace}[.D] → that component's revision tagged {tag} (the
 //                                   traffic[].url KServe reports for a tag)
+//   {graph}.{namespace}[.D|.svc...] → an InferenceGraph (unless a service took the host)
 // Path form, for clients that cannot set Host (curl, browsers): /serving/{namespace}/{host
 // name part}/{rest} routes {rest} as if Host were {host name part}.{namespace}; no OIP or V1
 // path starts with /serving/, so the form cannot shadow a model server path.
@@ -30,6 +31,7 @@ struct HostRoute {
   int service = -1;
   int component = -1;  // -1: the entry component; else a Component
   std::string tag;     // empty: split by percent
+  int graph = -1;      // >= 0: an InferenceGraph of RouteTable::graphs (service unused)
 };
 
 // A resolved request: the route and the target to send (the path form's prefix removed).

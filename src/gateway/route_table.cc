@@ -115,6 +115,22 @@ Status ValidateRouteTable(const RouteTable& table) {
       }
     }
   }
+  std::set<std::pair<std::string, std::string>> graphs;
+  for (size_t gi = 0; gi < table.graphs.size(); ++gi) {
+    const GraphRoute& g = table.graphs[gi];
+    std::string path = "graphs[" + std::to_string(gi) + "]";
+    if (!IsDnsLabel(g.namespace_name)) {
+      return InvalidArgument(path + ".namespace: '" + g.namespace_name + "' is not a DNS label");
+    }
+    if (!IsDnsLabel(g.name)) {
+      return InvalidArgument(path + ".name: '" + g.name + "' is not a DNS label");
+    }
+    if (!graphs.emplace(g.namespace_name, g.name).second) {
+      return InvalidArgument(path + ": graph " + g.namespace_name + "/" + g.name +
+                             " appears twice");
+    }
+    if (!g.handler || !*g.handler) return InvalidArgument(path + ".handler: must be set");
+  }
   return Status::Ok();
 }
 

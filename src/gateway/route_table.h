@@ -5,12 +5,15 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "http/server.h"
 
 namespace quiver::gateway {
 
@@ -74,8 +77,21 @@ struct ServiceRoute {
   bool has(Component c) const { return !component(c).empty(); }
 };
 
+// An InferenceGraph served inside the gateway: a request for its host goes to `handler` (the
+// graph router), which answers it on its own threads. Shared so that requests in flight keep
+// the router alive after a table swap.
+using GraphHandler = std::function<void(http::Request&& request, http::Responder responder)>;
+struct GraphRoute {
+  std::string namespace_name;
+  std::string name;  // InferenceGraph name: host {name}.{namespace}.{domain}
+  std::shared_ptr<const GraphHandler> handler;
+};
+
 struct RouteTable {
   std::vector<ServiceRoute> services;
+  // Graph hosts rank below every service host: an InferenceService of the same name and
+  // namespace keeps its host.
+  std::vector<GraphRoute> graphs;
 };
 
 // Checks names (DNS labels: lowercase letters, digits, '-'), unique services, unique revision

@@ -48,7 +48,7 @@ InferenceStep ParseStep(const Json& item, const std::string& path, FieldErrors& 
   }
   CheckKnownFields(item, path,
                    {"name", "serviceName", "serviceUrl", "nodeName", "data", "condition", "weight",
-                    "dependency", "mapPredictionsToInstances"},
+                    "dependency", "mapPredictionsToInstances", "mapOutputsToInputs"},
                    {}, errors);
   step.name = ReadString(item, "name", path, errors).value_or("");
   step.service_name = ReadString(item, "serviceName", path, errors).value_or("");
@@ -97,6 +97,31 @@ InferenceStep ParseStep(const Json& item, const std::string& path, FieldErrors& 
   }
   step.map_predictions_to_instances =
       ReadBool(item, "mapPredictionsToInstances", path, errors).value_or(false);
+  if (auto it = item.find("mapOutputsToInputs"); it != item.end() && !it->is_null()) {
+    std::string map_path = FieldPath(path, "mapOutputsToInputs");
+    if (it->is_boolean()) {
+      step.map_outputs_to_inputs = it->get<bool>();
+    } else if (it->is_object() && !it->empty()) {
+      step.map_outputs_to_inputs = true;
+      for (const auto& [output, input] : it->items()) {
+        if (!input.is_string() || input.get<std::string>().empty()) {
+          errors.Add(FieldPath(map_path, output),
+                     "must be the name of the next model's input (a non-empty string), got " +
+                         Describe(input));
+        } else {
+          step.output_to_input[output] = input.get<std::string>();
+        }
+      }
+    } else {
+      errors.Add(map_path,
+                 "must be true, false or a non-empty map of output name to input name, got " +
+                     Describe(*it));
+    }
+    if (step.map_outputs_to_inputs && step.map_predictions_to_instances) {
+      errors.Add(map_path, "cannot be combined with mapPredictionsToInstances (one step gets "
+                           "either a v1 or a v2 request)");
+    }
+  }
   return step;
 }
 

@@ -32,6 +32,11 @@ struct InferenceStep {
   std::optional<int> weight;      // Splitter only; the weights of a node sum to 100
   StepDependency dependency = StepDependency::kSoft;
   bool map_predictions_to_instances = false;
+  // Quiver's v2 chaining (`mapOutputsToInputs: true` or `{output: input, ...}`): the Open
+  // Inference Protocol response this step is sent becomes a v2 request whose inputs are its
+  // outputs, same names (true) or renamed, and only those named, by the map.
+  bool map_outputs_to_inputs = false;
+  std::map<std::string, std::string> output_to_input;
 };
 
 struct InferenceRouter {

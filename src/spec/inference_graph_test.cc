@@ -141,6 +141,36 @@ TEST(InferenceGraphValidation, Errors) {
               HasSubstr("spec.nodes.root.steps[0].serviceUrl: must be an http:// or https:// URL"));
 }
 
+// Quiver's v2 chaining field: true, or a map of output name to input name.
+TEST(InferenceGraphValidation, MapOutputsToInputs) {
+  Json doc = Load(Graph("    root:\n      routerType: Sequence\n      steps:\n"
+                        "      - {serviceName: a}\n"
+                        "      - {serviceName: b, data: $response, mapOutputsToInputs: true}\n"
+                        "      - {serviceName: c, data: $response,\n"
+                        "         mapOutputsToInputs: {OUTPUT0: INPUT0, OUTPUT1: INPUT1}}\n"));
+  ASSERT_TRUE(DefaultAndValidate(doc).ok());
+  StatusOr<InferenceGraph> graph = InferenceGraphFromJson(doc);
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  const auto& steps = graph->nodes.at("root").steps;
+  EXPECT_FALSE(steps[0].map_outputs_to_inputs);
+  EXPECT_TRUE(steps[1].map_outputs_to_inputs);
+  EXPECT_TRUE(steps[1].output_to_input.empty());
+  EXPECT_TRUE(steps[2].map_outputs_to_inputs);
+  EXPECT_EQ(steps[2].output_to_input,
+            (std::map<std::string, std::string>{{"OUTPUT0", "INPUT0"}, {"OUTPUT1", "INPUT1"}}));
+
+  EXPECT_THAT(Invalid(Graph("    root: {routerType: Sequence, steps: [{serviceName: a, "
+                            "mapOutputsToInputs: yes-please}]}\n")),
+              HasSubstr("spec.nodes.root.steps[0].mapOutputsToInputs: must be true, false or a "
+                        "non-empty map"));
+  EXPECT_THAT(Invalid(Graph("    root: {routerType: Sequence, steps: [{serviceName: a, "
+                            "mapOutputsToInputs: {OUTPUT0: 3}}]}\n")),
+              HasSubstr("spec.nodes.root.steps[0].mapOutputsToInputs.OUTPUT0: must be the name"));
+  EXPECT_THAT(Invalid(Graph("    root: {routerType: Sequence, steps: [{serviceName: a, "
+                            "mapOutputsToInputs: true, mapPredictionsToInstances: true}]}\n")),
+              HasSubstr("cannot be combined with mapPredictionsToInstances"));
+}
+
 // docs/samples/multimodelserving/sklearn/trainedmodels.yaml
 TEST(TrainedModelSamples, ParsesAndValidates) {
   Json doc = Load(R"(

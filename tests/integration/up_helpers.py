@@ -71,17 +71,18 @@ class Daemon:
                                  f"{r.stdout}\n{r.stderr}\n--- daemon log ---\n{self.log}")
         return r
 
-    def isvc(self, name, ns="default"):
-        r = requests.get(f"{self.api}/apis/serving.kserve.io/v1beta1/namespaces/{ns}/"
-                         f"inferenceservices/{name}", timeout=10)
+    def isvc(self, name, ns="default", kind="inferenceservices", version="v1beta1"):
+        r = requests.get(f"{self.api}/apis/serving.kserve.io/{version}/namespaces/{ns}/"
+                         f"{kind}/{name}", timeout=10)
         r.raise_for_status()
         return r.json()
 
-    def wait_condition(self, name, predicate, what, timeout=180):
+    def wait_condition(self, name, predicate, what, timeout=180, kind="inferenceservices",
+                       version="v1beta1"):
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
-            last = self.isvc(name)
+            last = self.isvc(name, kind=kind, version=version)
             if predicate(last):
                 return last
             time.sleep(0.2)

@@ -19,6 +19,11 @@ Cases, all models in one `quiver serve` (a temporary repository) and measured in
   - p99 with batching against the bound max_queue_delay + one execution + p99 without
     batching at the same concurrency (one execution: --sleep-us for sleep; the in-process wall
     time of a --max-batch-row call for XGBoost).
+  - a control for that bound (bench/lib/timer_lateness.py): how late a bare timed wait of each
+    nonzero XGBoost delay wakes a thread (a futex wait with an absolute deadline and 1 µs of
+    timer slack, as the instance thread's condition_variable::wait_until), pinned to the
+    server's CPU at the same nice. No server is involved: it is what the machine adds to any
+    delayed request.
 
 Method: the server runs on --server-cpus (default 0) with one HTTP I/O thread (--workers 1; the
 model instance threads share that CPU), `quiver bench` (one sender thread, one keep-alive
@@ -65,6 +70,7 @@ import bench_harness as h  # noqa: E402
 
 PROG = "batching_bench"
 INPROC = pathlib.Path(__file__).resolve().parent / "lib" / "xgb_inprocess.py"
+TIMER = pathlib.Path(__file__).resolve().parent / "lib" / "timer_lateness.py"
 PY = "/usr/bin/python3"
 
 
@@ -198,6 +204,15 @@ def inprocess(a, model_file, batch, seconds, prefix):
     return r
 
 
+def timer_lateness(a, delay_us, seconds, prefix):
+    cmd = prefix + ["taskset", "-c", a.server_cpus, PY, str(TIMER), "--delay-us", str(delay_us),
+                    "--seconds", str(seconds)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{PROG}: timer control failed: {p.stderr}")
+    return json.loads(p.stdout)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -278,7 +293,7 @@ def run(a, prefix, work):
 
     sleep_on = f"sleep-b{a.max_batch}"
     xgb_on = [f"xgb-b{a.max_batch}-d{d}" for d in a.xgb_delays]
-    # ("server", model, concurrency) or ("inproc", batch)
+    # ("server", model, concurrency), ("inproc", batch) or ("timer", delay µs)
     cases = [("server", "sleep-off", a.sleep_concurrency),
              ("server", sleep_on, a.sleep_concurrency)]
     for c in a.xgb_conc:
@@ -287,10 +302,15 @@ def run(a, prefix, work):
             cases.append(("server", m, c))
     for b in a.inproc:
         cases.append(("inproc", b))
+    for d in a.xgb_delays:
+        if d > 0:
+            cases.append(("timer", d))
 
     def one(case, window_ms):
         if case[0] == "inproc":
             return inprocess(a, model_file, case[1], 3 * window_ms / 1000, prefix)
+        if case[0] == "timer":
+            return timer_lateness(a, case[1], 3 * window_ms / 1000, prefix)
         _, model, c = case
         t_before, w0 = server.threads(), time.monotonic()
         r = h.run_quiver_bench(a.quiver, server, model, c, window_ms, 3, a.client_cpus, prefix,
@@ -309,7 +329,10 @@ def run(a, prefix, work):
         for case in h.rotated(cases, rep):
             r = one(case, a.window_ms)
             results[case].append(r)
-            if case[0] == "inproc":
+            if case[0] == "timer":
+                h.note(PROG, f"round {rep + 1}/{a.repeats} timer {case[1]} µs: late p50 "
+                             f"{r['p50_us']:.0f} p99 {r['p99_us']:.0f} µs ({r['waits']} waits)")
+            elif case[0] == "inproc":
                 h.note(PROG, f"round {rep + 1}/{a.repeats} in-process batch {case[1]:<3} "
                              f"{r['calls_s']:9.1f} calls/s {r['rows_s']:9.0f} rows/s "
                              f"{r['cpu_us']:7.1f} CPU µs/call (CPU {100 * r['cpu_share']:.0f}%)")
@@ -498,6 +521,19 @@ def report(a, cases, results, batch_sizes, trace_note, configs, server_args, mod
                f"median) + p99 without batching at the same concurrency, all µs, medians:\n")
     out.append(h.table(["model", "config", "conc.", "p50 with / without batching",
                         "p99 with batching", "bound", "holds"], rows, "llrrrrl"))
+    out.append("")
+    for d in a.xgb_delays:
+        t = ("timer", d)
+        if t not in results:
+            continue
+        out.append(f"- Control (`bench/lib/timer_lateness.py`): a bare {d} µs timed wait (futex, "
+                   f"absolute deadline, 1 µs timer slack: what the instance thread waits with), "
+                   f"pinned to CPU {a.server_cpus} at the same nice, woke "
+                   f"p50 {med(t, 'p50_us'):.0f} µs, p90 {med(t, 'p90_us'):.0f} µs, "
+                   f"p99 {med(t, 'p99_us'):.0f} µs late (medians over rounds; p99 per round "
+                   f"{', '.join('%.0f' % r['p99_us'] for r in results[t])}; "
+                   f"{h.fmt(med(t, 'waits'))} waits per run). Every request delayed by "
+                   f"{d} µs carries this on top of the bound's terms.")
     out.append("")
     unstable = sum(not r.get("stable", True) for rs in results.values() for r in rs)
     out.append(f"- Errors: {errors} failed requests"

@@ -107,16 +107,19 @@ void ControlPlane::Stop() {
     api_thread_.join();
     spdlog::info("control plane API stopped");
   }
+  // The gateway first: requests in flight finish on replicas that still run, and nothing it
+  // holds (graph routers, the activator's and drains' callbacks) calls into the reconciler
+  // after this.
+  if (gateway_thread_.joinable()) {
+    gateway_->Shutdown();
+    gateway_thread_.join();
+    spdlog::info("gateway stopped");
+  }
   if (reconciler_) {
     // A clean stop drains and stops the replicas; after kill -9 they keep running and the
     // next daemon adopts them.
     reconciler_->Shutdown(/*stop_replicas=*/true, options_.stop_timeout);
     reconciler_.reset();
-  }
-  if (gateway_thread_.joinable()) {
-    gateway_->Shutdown();
-    gateway_thread_.join();
-    spdlog::info("gateway stopped");
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include "api/api_server.h"
 #include "autoscale/duration.h"
+#include "autoscale/kpa.h"
 #include "cli/control_plane.h"
 #include "cli/state_dir.h"
 #include "common/logging.h"
@@ -186,6 +187,10 @@ int RunUp(const UpFlags& f) {
     using std::chrono::hours;
     auto window = DurationFlag("--stable-window", f.stable_window, milliseconds(6'000), hours(1));
     if (!window.ok()) return Fail(window.status());
+    if (window->count() % 1000 != 0) {
+      return Fail(InvalidArgument("--stable-window: expected whole seconds (Knative's rule), got " +
+                                  f.stable_window));
+    }
     auto grace = DurationFlag("--scale-to-zero-grace-period", f.scale_to_zero_grace_period,
                               milliseconds(1), hours(1));
     if (!grace.ok()) return Fail(grace.status());
@@ -198,6 +203,10 @@ int RunUp(const UpFlags& f) {
     options.kpa_defaults.scale_to_zero_grace = *grace;
     options.kpa_defaults.enable_scale_to_zero = f.enable_scale_to_zero;
     options.autoscaler.tick_interval = *tick;
+    // The cluster-wide values must make a valid configuration on their own.
+    if (auto check = autoscale::ResolveConfig({}, options.kpa_defaults); !check.ok()) {
+      return Fail(check.status().WithPrefix("quiver up autoscaler settings"));
+    }
   }
   auto plane = ControlPlane::Create(std::move(options));
   if (!plane.ok()) return Fail(plane.status());

@@ -117,6 +117,39 @@ std::string TagUrl(const std::string& tag, const std::string& name, const std::s
   return "http://" + tag + "-" + name + "-" + component + "." + ns + "." + domain;
 }
 
+// A revision's own component spec (an older revision runs, scales and is routed as it was, not
+// as the latest spec says); the latest spec when the stored one no longer reads.
+spec::ComponentSpec RevisionComponent(const spec::InferenceService& isvc, ComponentType type,
+                                      const spec::ComponentSpec& latest,
+                                      const store::Revision& revision) {
+  const std::string type_name(spec::ComponentTypeName(type));
+  Json spec_json = Json::object();
+  if (type == ComponentType::kPredictor) {
+    spec_json["predictor"] = revision.spec;
+  } else {
+    // A predictor is required to view the document; the component of interest goes beside it.
+    spec_json["predictor"] =
+        Json{{"containers", Json::array({Json{{"name", "kserve-container"},
+                                              {"image", "none"},
+                                              {"command", Json::array({"true"})}}})}};
+    spec_json[type_name] = revision.spec;
+  }
+  auto view = spec::InferenceServiceFromJson(
+      Json{{"apiVersion", "serving.kserve.io/v1beta1"},
+           {"kind", "InferenceService"},
+           {"metadata",
+            {{"name", isvc.metadata.name}, {"namespace", isvc.metadata.namespace_name}}},
+           {"spec", spec_json}});
+  if (view.ok()) {
+    const spec::ComponentSpec* c = ComponentOf(*view, type);
+    if (c != nullptr) return *c;
+  } else {
+    spdlog::warn("revision {} no longer reads as a component ({}); using the latest spec",
+                 revision.name, view.status().ToString());
+  }
+  return latest;
+}
+
 bool HasFinalizer(const Json& doc) {
   const Json& meta = doc["metadata"];
   if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) return false;
@@ -173,7 +206,9 @@ Reconciler::Reconciler(ReconcilerOptions options, store::Store* store,
       store_(store),
       storage_(storage),
       gateway_(gateway),
-      ports_(options_.replica_host) {}
+      ports_(options_.replica_host) {
+  services_->gateway_port = options_.gateway_port;
+}
 
 Reconciler::~Reconciler() { Shutdown(false, std::chrono::milliseconds(0)); }
 
@@ -231,6 +266,8 @@ void Reconciler::Shutdown(bool stop_replicas, std::chrono::milliseconds timeout)
   wake_.notify_all();
   if (autoscaler_) autoscaler_->Stop();
   if (thread_.joinable()) thread_.join();
+  for (auto& t : router_stoppers_) t.join();
+  router_stoppers_.clear();
   for (auto& t : download_threads_) t.join();
   download_threads_.clear();
   if (stop_replicas && supervisor_) {
@@ -320,8 +357,8 @@ void Reconciler::ReconcileKey(const store::ResourceKey& key) {
         RetireRevisions({key.ns, key.name, std::string(spec::ComponentTypeName(type))}, {}, true);
       }
       {
-        std::lock_guard<std::mutex> lock(services_mu_);
-        service_v1_.erase(key.ns + "/" + key.name);
+        std::lock_guard<std::mutex> lock(services_->mu);
+        services_->v1.erase(key.ns + "/" + key.name);
       }
       if (routes_.erase(key.ns + "/" + key.name) > 0) PublishRoutes();
       return;
@@ -344,8 +381,8 @@ Status Reconciler::FinalizeDeletion(const Json& doc) {
   }
   autoscaler_->Retain(key.ns + "/" + key.name + "/", {});
   {
-    std::lock_guard<std::mutex> lock(services_mu_);
-    service_v1_.erase(key.ns + "/" + key.name);
+    std::lock_guard<std::mutex> lock(services_->mu);
+    services_->v1.erase(key.ns + "/" + key.name);
   }
   if (routes_.erase(key.ns + "/" + key.name) > 0) PublishRoutes();
   RecordEvent(key, "Normal", "Deleted", "replicas stopped and routes removed");
@@ -440,9 +477,6 @@ Status Reconciler::ReconcileService(Json doc) {
   gateway::ServiceRoute route;
   route.namespace_name = ns;
   route.name = name;
-  auto annotation = isvc->metadata.annotations.find("serving.kserve.io/enable-tag-routing");
-  route.tag_routing = annotation != isvc->metadata.annotations.end() &&
-                      annotation->second == "true";
   Json components = Json::object();
   bool all_ready = true;
   std::optional<ComponentOutcome> predictor_outcome;
@@ -477,8 +511,8 @@ Status Reconciler::ReconcileService(Json doc) {
   }
   routes_[ns + "/" + name] = route;
   {
-    std::lock_guard<std::mutex> lock(services_mu_);
-    service_v1_[ns + "/" + name] = isvc->predictor.protocol_version == spec::Protocol::kV1;
+    std::lock_guard<std::mutex> lock(services_->mu);
+    services_->v1[ns + "/" + name] = isvc->predictor.protocol_version == spec::Protocol::kV1;
   }
   Status published = Status::Ok();
   published = gateway_->SetRouteTable(BuildRouteTable());
@@ -583,11 +617,18 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
   auto scaling = ScalingOf(isvc, type, comp, options_.kpa_defaults);
   if (!scaling.ok()) {
     // Admission rejects these; a document stored before that check still gets a clear reason.
-    // The revisions keep running on the defaults meanwhile.
+    // Its revisions scale on the component's fields alone meanwhile.
     RecordEvent(key, "Warning", "InvalidAutoscaling", scaling.status().message());
+    scaling = ScalingOf(isvc, type, comp, options_.kpa_defaults, /*use_annotations=*/false);
   }
-  const autoscale::KpaConfig kpa = scaling.ok() ? scaling->config : options_.kpa_defaults;
-  const std::string kpa_key = scaling.ok() ? scaling->key : "defaults";
+  autoscale::KpaConfig kpa = options_.kpa_defaults;
+  kpa.min_scale = std::max(comp.min_replicas, 0);
+  kpa.max_scale = comp.max_replicas.value_or(0);
+  std::string kpa_key = "fields";
+  if (scaling.ok()) {
+    kpa = scaling->config;
+    kpa_key = scaling->key;
+  }
 
   // The model of the latest revision.
   std::optional<StatusOr<std::string>> model_dir = StatusOr<std::string>(std::string());
@@ -636,8 +677,8 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
   auto tag_annotation = isvc.metadata.annotations.find("serving.kserve.io/enable-tag-routing");
   const bool tag_routing = tag_annotation != isvc.metadata.annotations.end() &&
                            tag_annotation->second == "true";
-  RolloutPlan plan = PlanRollout(
-      {latest_ready, rolled_out, previous, comp.canary_traffic_percent, tag_routing});
+  RolloutPlan plan = PlanRollout({latest_ready, latest.name, rolled_out, previous,
+                                  comp.canary_traffic_percent, tag_routing});
   if (plan.rolled_out != rolled_out && !plan.rolled_out.empty()) {
     RecordEvent(key, "Normal", "RolledOut", type_name + " traffic moved to " + plan.rolled_out);
   }
@@ -649,7 +690,6 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
   }
   if (!ever_ready[latest.name]) run.emplace(latest.name, true);
 
-  int timeout_ms = comp.timeout_seconds ? *comp.timeout_seconds * 1000 : 0;
   std::map<std::string, std::vector<gateway::Endpoint>> endpoints;
   bool latest_failed = false;
   for (const auto& [rev_name, routed] : run) {
@@ -676,11 +716,21 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
     gateway::RevisionRef ref{ns, name, GatewayComponent(type), rev->name};
     ReplicaCounts counts = CountReplicas(ns, name, rev->name);
     autoscale::KpaConfig rev_kpa = kpa;
+    std::string rev_key = kpa_key;
+    if (rev->name != latest.name) {
+      // An older revision (the canary's stable side, a rollback) scales by its own spec.
+      auto own = ScalingOf(isvc, type, RevisionComponent(isvc, type, comp, *rev),
+                           options_.kpa_defaults);
+      if (own.ok()) {
+        rev_kpa = own->config;
+        rev_key = own->key;
+      }
+    }
     // Initial scale is for a new revision: one that has been ready (a daemon restart, or a
     // revision routed again after a rollback) starts from what it has, possibly zero.
     if (ever_ready[rev->name]) rev_kpa.initial_scale = 0;
     int wanted =
-        autoscaler_->Replicas({ref, rev_kpa, kpa_key, routed, counts.current, counts.ready});
+        autoscaler_->Replicas({ref, rev_kpa, rev_key, routed, counts.current, counts.ready});
     ComponentOutcome scratch;
     ComponentOutcome* into = rev->name == latest.name ? &out : &scratch;
     auto ready = EnsureReplicas(isvc, type, comp, *rev, dir, wanted, predictor, into);
@@ -701,8 +751,11 @@ Reconciler::ComponentOutcome Reconciler::ReconcileComponent(
     r.name = rev;
     r.percent = percent;
     r.endpoints = endpoints[rev];
-    r.container_concurrency = comp.container_concurrency;
-    if (timeout_ms > 0) r.timeout = std::chrono::milliseconds(timeout_ms);
+    const store::Revision* stored = find_revision(rev);
+    const spec::ComponentSpec own =
+        stored == nullptr ? comp : RevisionComponent(isvc, type, comp, *stored);
+    r.container_concurrency = own.container_concurrency;
+    if (own.timeout_seconds) r.timeout = std::chrono::milliseconds(*own.timeout_seconds * 1000);
     r.scale_from_zero = ever_ready[rev];
     return r;
   };
@@ -832,33 +885,15 @@ StatusOr<std::vector<gateway::Endpoint>> Reconciler::EnsureReplicas(
   auto rows = store_->ListReplicas(ck);
   if (!rows.ok()) return rows.status();
   // The revision's own spec: an older revision runs as it was, not as the latest says.
-  spec::ComponentSpec rev_comp = comp;
-  {
-    Json spec_json = Json::object();
-    if (type == ComponentType::kPredictor) {
-      spec_json["predictor"] = revision.spec;
-    } else {
-      // A predictor is required to view the document; the component of interest goes beside it.
-      spec_json["predictor"] = Json{
-          {"containers", Json::array({Json{{"name", "kserve-container"},
-                                           {"image", "none"},
-                                           {"command", Json::array({"true"})}}})}};
-      spec_json[type_name] = revision.spec;
-    }
-    auto view = spec::InferenceServiceFromJson(Json{{"apiVersion", "serving.kserve.io/v1beta1"},
-                                                    {"kind", "InferenceService"},
-                                                    {"metadata", {{"name", name}, {"namespace", ns}}},
-                                                    {"spec", spec_json}});
-    if (view.ok()) {
-      const spec::ComponentSpec* c = ComponentOf(*view, type);
-      if (c != nullptr) rev_comp = *c;
-    } else {
-      spdlog::warn("revision {} no longer reads as a component ({}); running it as the latest spec",
-                   revision.name, view.status().ToString());
-    }
-  }
+  const spec::ComponentSpec rev_comp = RevisionComponent(isvc, type, comp, revision);
   std::vector<gateway::Endpoint> endpoints;
-  for (int64_t i = 0; i < wanted; ++i) {
+  // The replicas to run: the lowest indices, skipping replicas that are draining (a scale-up
+  // during a drain starts a new replica rather than waiting for the old one to exit).
+  std::set<int64_t> chosen;
+  for (int64_t i = 0; static_cast<int>(chosen.size()) < wanted; ++i) {
+    if (draining_.count(ReplicaId(ns, name, revision.name, i)) == 0) chosen.insert(i);
+  }
+  for (int64_t i : chosen) {
     std::string id = ReplicaId(ns, name, revision.name, i);
     ++outcome->total_copies;
     auto status = supervisor_->GetStatus(id);
@@ -970,7 +1005,7 @@ StatusOr<std::vector<gateway::Endpoint>> Reconciler::EnsureReplicas(
   for (const ReplicaStatus& r : supervisor_->List()) {
     ParsedId p;
     if (!ParseReplicaId(r.id, &p) || p.ns != ns || p.isvc != name ||
-        p.revision != revision.name || p.index < wanted) {
+        p.revision != revision.name || chosen.count(p.index) > 0) {
       continue;
     }
     if (r.state == ReplicaState::kDraining || r.state == ReplicaState::kStopped) continue;
@@ -1168,22 +1203,22 @@ std::optional<StatusOr<std::string>> Reconciler::ModelDir(const store::ResourceK
   return std::nullopt;
 }
 
-StatusOr<std::string> Reconciler::ResolveService(const std::string& ns,
-                                                 const std::string& name) const {
-  bool v1 = true;
+StatusOr<std::string> Reconciler::ServiceDirectory::Resolve(const std::string& ns,
+                                                            const std::string& name) const {
+  bool is_v1 = true;
   {
-    std::lock_guard<std::mutex> lock(services_mu_);
-    auto it = service_v1_.find(ns + "/" + name);
-    if (it == service_v1_.end()) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = v1.find(ns + "/" + name);
+    if (it == v1.end()) {
       return NotFound("InferenceService " + ns + "/" + name + " not found");
     }
-    v1 = it->second;
+    is_v1 = it->second;
   }
   // KServe resolves serviceName to the InferenceService's address plus its protocol's predict
   // path; here the address is the gateway's path form for the service.
-  std::string base = "http://127.0.0.1:" + std::to_string(options_.gateway_port) + "/serving/" +
-                     ns + "/" + name;
-  return v1 ? base + "/v1/models/" + name + ":predict" : base + "/v2/models/" + name + "/infer";
+  std::string base =
+      "http://127.0.0.1:" + std::to_string(gateway_port) + "/serving/" + ns + "/" + name;
+  return is_v1 ? base + "/v1/models/" + name + ":predict" : base + "/v2/models/" + name + "/infer";
 }
 
 Status Reconciler::ReconcileGraph(const Json& doc) {
@@ -1210,8 +1245,9 @@ Status Reconciler::ReconcileGraph(const Json& doc) {
     if (it == graphs_.end() || it->second.fingerprint != fingerprint) {
       graph::RouterOptions ro;
       const std::string ns = key.ns;
-      ro.resolve_service = [this, ns](const std::string& service) {
-        return ResolveService(ns, service);
+      std::shared_ptr<const ServiceDirectory> services = services_;
+      ro.resolve_service = [services, ns](const std::string& service) {
+        return services->Resolve(ns, service);
       };
       auto router = graph::GraphRouter::Create(std::move(*graph), std::move(ro));
       if (!router.ok()) {
@@ -1232,10 +1268,7 @@ Status Reconciler::ReconcileGraph(const Json& doc) {
             it == graphs_.end() ? nullptr : std::move(it->second.router);
         graphs_[id] = std::move(entry);
         PublishRoutes();
-        if (old) {
-          // Requests in flight on the old router finish; it stops off this thread.
-          std::thread([old] { old->Shutdown(std::chrono::seconds(30)); }).detach();
-        }
+        if (old) StopRouterLater(std::move(old));
         RecordEvent(key, "Normal", "RouterReady", "graph router serving " + status["url"].get<std::string>());
       }
     }
@@ -1269,7 +1302,14 @@ void Reconciler::RemoveGraph(const std::string& id) {
   std::shared_ptr<graph::GraphRouter> old = std::move(it->second.router);
   graphs_.erase(it);
   PublishRoutes();
-  std::thread([old] { old->Shutdown(std::chrono::seconds(30)); }).detach();
+  StopRouterLater(std::move(old));
+}
+
+void Reconciler::StopRouterLater(std::shared_ptr<graph::GraphRouter> router) {
+  // Requests in flight on the old router finish (up to 30 s) off the reconcile thread.
+  router_stoppers_.emplace_back([router = std::move(router)] {
+    router->Shutdown(std::chrono::seconds(30));
+  });
 }
 
 gateway::RouteTable Reconciler::BuildRouteTable() const {

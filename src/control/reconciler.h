@@ -155,8 +155,6 @@ class Reconciler {
   // route table, status url and Ready.
   Status ReconcileGraph(const store::Json& doc);
   void RemoveGraph(const std::string& key);
-  // serviceName → the InferenceService's predict URL through the gateway (router threads).
-  StatusOr<std::string> ResolveService(const std::string& ns, const std::string& name) const;
   gateway::RouteTable BuildRouteTable() const;
   Status FinalizeDeletion(const store::Json& doc);
   ComponentOutcome ReconcileComponent(const spec::InferenceService& isvc,
@@ -228,9 +226,18 @@ class Reconciler {
   std::map<std::string, GraphEntry> graphs_;              // by "ns/name"
 
   // What graph routers need to resolve a serviceName: the InferenceServices and their
-  // predictor's protocol (true: v1). Written by the reconcile thread, read by router threads.
-  mutable std::mutex services_mu_;
-  std::map<std::string, bool> service_v1_;                // guarded by services_mu_
+  // predictor's protocol. Written by the reconcile thread, read by router threads; shared with
+  // the routers so that one still draining never reaches a destroyed reconciler.
+  struct ServiceDirectory {
+    int gateway_port = 0;
+    mutable std::mutex mu;
+    std::map<std::string, bool> v1;  // "ns/name" → protocol v1; guarded by mu
+    StatusOr<std::string> Resolve(const std::string& ns, const std::string& name) const;
+  };
+  std::shared_ptr<ServiceDirectory> services_ = std::make_shared<ServiceDirectory>();
+  // Old graph routers draining after a change or a delete; joined by Shutdown.
+  std::vector<std::thread> router_stoppers_;              // reconcile thread, then Shutdown
+  void StopRouterLater(std::shared_ptr<graph::GraphRouter> router);
 
   std::atomic<bool> cancel_downloads_{false};  // set on shutdown
   std::thread thread_;

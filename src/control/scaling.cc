@@ -12,7 +12,8 @@ constexpr std::string_view kAutoscalingPrefix = "autoscaling.knative.dev/";
 
 StatusOr<ComponentScaling> ScalingOf(const spec::InferenceService& isvc, spec::ComponentType type,
                                      const spec::ComponentSpec& comp,
-                                     const autoscale::KpaConfig& defaults) {
+                                     const autoscale::KpaConfig& defaults,
+                                     bool use_annotations) {
   autoscale::ScalingInputs in;
   in.min_replicas = comp.min_replicas;
   in.max_replicas = comp.max_replicas;
@@ -20,6 +21,7 @@ StatusOr<ComponentScaling> ScalingOf(const spec::InferenceService& isvc, spec::C
   in.scale_metric = std::string(spec::ScaleMetricName(comp.scale_metric));
   in.container_concurrency = comp.container_concurrency;
   for (const auto* source : {&isvc.metadata.annotations, &comp.annotations}) {
+    if (!use_annotations) break;
     for (const auto& [k, v] : *source) {
       if (k.compare(0, kAutoscalingPrefix.size(), kAutoscalingPrefix) == 0) in.annotations[k] = v;
     }

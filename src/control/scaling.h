@@ -20,9 +20,12 @@ struct ComponentScaling {
 
 // Errors are kInvalidArgument prefixed with the component, e.g. "predictor: annotation
 // autoscaling.knative.dev/window: expected ...".
+// `use_annotations` false: the fields alone (the fallback when an annotation is invalid, so
+// that minReplicas and maxReplicas still hold).
 StatusOr<ComponentScaling> ScalingOf(const spec::InferenceService& isvc, spec::ComponentType type,
                                      const spec::ComponentSpec& comp,
-                                     const autoscale::KpaConfig& defaults);
+                                     const autoscale::KpaConfig& defaults,
+                                     bool use_annotations = true);
 
 // Every component of the InferenceService; the first error.
 Status ValidateScaling(const spec::InferenceService& isvc);

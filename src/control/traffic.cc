@@ -26,7 +26,8 @@ RolloutPlan PlanRollout(const RolloutInputs& in) {
     if (!plan.rolled_out.empty()) plan.previous = plan.rolled_out;
     plan.rolled_out = in.latest_ready;
   } else if (latest_percent < 100 && in.latest_ready == plan.rolled_out &&
-             !plan.previous.empty() && plan.previous != plan.rolled_out) {
+             in.latest_ready == in.latest_created && !plan.previous.empty() &&
+             plan.previous != plan.rolled_out) {
     plan.rolled_out = plan.previous;
   }
   plan.traffic = Targets(in, plan.rolled_out);

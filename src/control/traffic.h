@@ -19,6 +19,7 @@ struct TrafficTarget {
 
 struct RolloutInputs {
   std::string latest_ready;  // newest revision that has been ready; empty: none yet
+  std::string latest_created;  // newest revision (ready or not)
   std::string rolled_out;    // status.latestRolledoutRevision before this reconcile
   std::string previous;      // status.previousRolledoutRevision before this reconcile
   std::optional<int> canary_traffic_percent;
@@ -38,9 +39,10 @@ struct RolloutPlan {
 //   (tag "prev", always). Otherwise the latest ready revision gets 100%.
 // - When the latest ready revision serves 100% and differs from the rolled-out one, it becomes
 //   the rolled-out revision and the old one the previous (promote, or a first rollout).
-// - Rollback: P < 100 while the latest ready revision is already the rolled-out one and a
-//   previous one is recorded: the previous becomes the rolled-out revision again, so P = 0
-//   sends everything back to it.
+// - Rollback: P < 100 while the latest ready revision is the latest created one and already
+//   the rolled-out one, and a previous one is recorded: the previous becomes the rolled-out
+//   revision again, so P = 0 sends everything back to it. (A new canary whose revision is not
+//   ready yet is not a rollback: its traffic stays on the rolled-out revision.)
 RolloutPlan PlanRollout(const RolloutInputs& in);
 
 }  // namespace quiver::control

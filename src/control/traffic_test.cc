@@ -5,9 +5,12 @@
 namespace quiver::control {
 namespace {
 
+// The latest created revision is the latest ready one unless given.
 RolloutPlan Plan(std::string ready, std::string rolled, std::string prev,
-                 std::optional<int> canary, bool tags = false) {
-  return PlanRollout({std::move(ready), std::move(rolled), std::move(prev), canary, tags});
+                 std::optional<int> canary, bool tags = false, std::string created = "") {
+  if (created.empty()) created = ready;
+  return PlanRollout(
+      {std::move(ready), std::move(created), std::move(rolled), std::move(prev), canary, tags});
 }
 
 void ExpectTarget(const TrafficTarget& t, const std::string& rev, int percent,
@@ -54,7 +57,7 @@ TEST(PlanRolloutTest, CanarySplitsBetweenLatestReadyAndRolledOut) {
 
 TEST(PlanRolloutTest, CanaryWhoseNewRevisionIsNotReadyKeepsEverythingOnTheOldOne) {
   // The new revision r2 is not ready: latest ready is still r1, which is also rolled out.
-  auto p = Plan("r1", "r1", "", 10);
+  auto p = Plan("r1", "r1", "", 10, false, "r2");
   ASSERT_EQ(p.traffic.size(), 2u);
   ExpectTarget(p.traffic[0], "r1", 10, "", true);
   ExpectTarget(p.traffic[1], "r1", 90, "prev", false);
@@ -92,6 +95,22 @@ TEST(PlanRolloutTest, ZeroRollsBackToThePreviousRolledOutRevision) {
   ExpectTarget(promote.traffic[0], "r2", 100, "", true);
   EXPECT_EQ(promote.rolled_out, "r2");
   EXPECT_EQ(promote.previous, "r1");
+}
+
+TEST(PlanRolloutTest, ASecondCanaryWhileItsRevisionStartsIsNotARollback) {
+  // r2 rolled out (r1 before it); r3 is applied with a 10% canary and is not ready yet: the
+  // traffic stays on r2, and r1 is not brought back.
+  auto p = Plan("r2", "r2", "r1", 10, false, "r3");
+  ASSERT_EQ(p.traffic.size(), 2u);
+  ExpectTarget(p.traffic[0], "r2", 10, "", true);
+  ExpectTarget(p.traffic[1], "r2", 90, "prev", false);
+  EXPECT_EQ(p.rolled_out, "r2");
+  EXPECT_EQ(p.previous, "r1");
+  // Once r3 is ready, the split is against r2.
+  auto q = Plan("r3", p.rolled_out, p.previous, 10, false, "r3");
+  ExpectTarget(q.traffic[0], "r3", 10, "", true);
+  ExpectTarget(q.traffic[1], "r2", 90, "prev", false);
+  EXPECT_EQ(q.rolled_out, "r2");
 }
 
 TEST(PlanRolloutTest, ANewCanaryAfterARolloutSplitsAgainstTheRolledOutRevision) {

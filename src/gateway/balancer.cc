@@ -113,17 +113,32 @@ std::shared_ptr<EndpointState> RevisionState::Acquire(const EndpointList& endpoi
     if (best == nullptr) best = avoided;
     if (best == nullptr) return nullptr;
     EndpointState* chosen = best->get();
+    // DrainEndpoint may have marked it between the scan and the increment, and seen no request
+    // on it: then the slot is given back (firing the idle callback) and another is sought.
+    auto keep_unless_draining = [&]() -> bool {
+      if (!chosen->draining.load()) return true;
+      in_flight.fetch_sub(1, std::memory_order_relaxed);
+      if (chosen->outstanding.fetch_sub(1) == 1) chosen->FireIdleCallbacks();
+      return false;
+    };
     if (limit == 0) {
       chosen->outstanding.fetch_add(1);
       in_flight.fetch_add(1, std::memory_order_relaxed);
-      return *best;
+      if (keep_unless_draining()) return *best;
+      continue;
     }
     int64_t current = chosen->outstanding.load();
+    bool taken = false;
     while (current < limit) {
       if (chosen->outstanding.compare_exchange_weak(current, current + 1)) {
         in_flight.fetch_add(1, std::memory_order_relaxed);
-        return *best;
+        taken = true;
+        break;
       }
+    }
+    if (taken) {
+      if (keep_unless_draining()) return *best;
+      continue;
     }
     // Another thread took the last slot of that endpoint: look again.
   }

@@ -300,7 +300,6 @@ TEST_F(GatewayTest, TrafficSplitFollowsTheRandomValueAndTagsPickTheirRevision) {
   ServiceRoute s;
   s.namespace_name = "default";
   s.name = "iris";
-  s.tag_routing = true;
   RevisionRoute r1;
   r1.name = "iris-predictor-00001";
   r1.percent = 90;
@@ -598,14 +597,13 @@ TEST_F(GatewayTest, ComponentTagHostsAndTwoTagsOnOneRevision) {
   FakeBackend only("only");
   StartGateway();
   ServiceRoute s = Service("default", "iris", {only.endpoint()});
-  s.tag_routing = true;
   s.component(Component::kPredictor)[0].tags = {"latest", "prev"};
   SetTable({s});
   EXPECT_EQ(Call("latest-iris-predictor.default.example.com", "/").body, "only /");
   EXPECT_EQ(Call("prev-iris-predictor.default.example.com", "/").body, "only /");
   EXPECT_EQ(Call("prev-iris.default.example.com", "/").body, "only /");
   EXPECT_EQ(Call("old-iris.default.example.com", "/").status, 404);
-  s.tag_routing = false;
+  s.component(Component::kPredictor)[0].tags = {"prev"};
   SetTable({s});
   EXPECT_EQ(Call("latest-iris-predictor.default.example.com", "/").status, 404);
 }

@@ -59,7 +59,6 @@ RouteIndex::RouteIndex(const RouteTable& table, std::string domain) : domain_(st
   }
   for (size_t i = 0; i < table.services.size(); ++i) {
     const auto& s = table.services[i];
-    if (!s.tag_routing) continue;
     const Traffic& entry = s.has(Component::kTransformer) ? s.component(Component::kTransformer)
                                                           : s.component(Component::kPredictor);
     for (const auto& rev : entry) {

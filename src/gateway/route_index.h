@@ -6,8 +6,8 @@
 //       → the entry component: the transformer when there is one, else the predictor;
 //         `/v1/models/{m}:explain` goes to the explainer when there is one
 //   {name}-{predictor|transformer|explainer}.{namespace}[.D|.svc...] → that component directly
-//   {tag}-{name}.{namespace}[.D]  → the entry component's revision tagged {tag}, when the
-//                                   service enables tag routing (KServe's latest-/prev- URLs)
+//   {tag}-{name}.{namespace}[.D]  → the entry component's revision tagged {tag} (KServe's
+//                                   latest-/prev- URLs; latest only with tag routing on)
 //   {tag}-{name}-{component}.{namespace}[.D] → that component's revision tagged {tag} (the
 //                                   traffic[].url KServe reports for a tag)
 //   {graph}.{namespace}[.D|.svc...] → an InferenceGraph (unless a service took the host)

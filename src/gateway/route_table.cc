@@ -256,9 +256,6 @@ StatusOr<RouteTable> RouteTableFromJson(std::string_view text) {
       if (key == "namespace" || key == "name") {
         QUIVER_RETURN_IF_ERROR(Expect(v, fpath, v.is_string(), "a string"));
         (key == "name" ? service.name : service.namespace_name) = v.get<std::string>();
-      } else if (key == "tag_routing") {
-        QUIVER_RETURN_IF_ERROR(Expect(v, fpath, v.is_boolean(), "true or false"));
-        service.tag_routing = v.get<bool>();
       } else if (key == "predictor" || key == "transformer" || key == "explainer") {
         Component c = key == "predictor"     ? Component::kPredictor
                       : key == "transformer" ? Component::kTransformer
@@ -266,7 +263,7 @@ StatusOr<RouteTable> RouteTableFromJson(std::string_view text) {
         QUIVER_ASSIGN_OR_RETURN(service.component(c), TrafficFromJson(v, fpath));
       } else {
         return InvalidArgument(fpath +
-                               ": unknown field (expected namespace, name, tag_routing, "
+                               ": unknown field (expected namespace, name, "
                                "predictor, transformer, explainer)");
       }
     }

@@ -69,8 +69,8 @@ struct ServiceRoute {
   std::string namespace_name;                       // Kubernetes namespace, e.g. "default"
   std::string name;                                 // InferenceService name
   std::array<Traffic, kComponentCount> components;  // indexed by Component
-  // serving.kserve.io/enable-tag-routing: expose {tag}-{name}.{namespace}.{domain} hosts.
-  bool tag_routing = false;
+  // Every tag has its hosts, as Knative gives every tagged traffic target a URL; the control
+  // plane tags `latest` only with serving.kserve.io/enable-tag-routing, `prev` always.
 
   Traffic& component(Component c) { return components[static_cast<int>(c)]; }
   const Traffic& component(Component c) const { return components[static_cast<int>(c)]; }
@@ -106,7 +106,7 @@ Status ValidateRouteTable(const RouteTable& table);
 int PickRevision(const Traffic& traffic, double u);
 
 // Reads a table from JSON (used by gateway_fixture and handy for the control plane's tests):
-// {"services":[{"namespace":"default","name":"iris","tag_routing":false,
+// {"services":[{"namespace":"default","name":"iris",
 //   "predictor":[{"revision":"iris-predictor-00001","percent":100,"tags":[],
 //                 "endpoints":["127.0.0.1:9001"],"container_concurrency":0,
 //                 "queue_depth":0,"timeout_seconds":300,"scale_from_zero":false}],

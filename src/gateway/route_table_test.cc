@@ -87,7 +87,6 @@ TEST(ValidateRouteTableTest, NamesTheBadField) {
 
 TEST(RouteTableFromJsonTest, ReadsEveryFieldAndNamesErrorsByPath) {
   auto t = RouteTableFromJson(R"({"services":[{"namespace":"ns1","name":"iris",
-      "tag_routing":true,
       "predictor":[{"revision":"r1","percent":90,"tag":"prev","endpoints":["127.0.0.1:81"]},
                    {"revision":"r2","percent":10,"tag":"latest","endpoints":["127.0.0.1:82",
                     "10.0.0.2:83"],"container_concurrency":2,"queue_depth":5,
@@ -96,7 +95,6 @@ TEST(RouteTableFromJsonTest, ReadsEveryFieldAndNamesErrorsByPath) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   ASSERT_EQ(t->services.size(), 1u);
   const auto& s = t->services[0];
-  EXPECT_TRUE(s.tag_routing);
   ASSERT_EQ(s.component(Component::kPredictor).size(), 2u);
   const auto& r2 = s.component(Component::kPredictor)[1];
   EXPECT_EQ(r2.tags, std::vector<std::string>{"latest"});
@@ -134,7 +132,6 @@ class RouteIndexTest : public ::testing::Test {
     auto iris = Service("default", "iris");
     iris.component(Component::kTransformer) = {Rev("iris-transformer-00001", 100)};
     iris.component(Component::kExplainer) = {Rev("iris-explainer-00001", 100)};
-    iris.tag_routing = true;
     iris.component(Component::kTransformer) = {Rev("t1", 80, "prev"), Rev("t2", 20, "latest")};
     table_.services.push_back(iris);
     table_.services.push_back(Service("team-a", "adder"));

@@ -1,13 +1,11 @@
 #include "render/render.h"
 
-#include <yaml-cpp/yaml.h>
-
-#include <regex>
 #include <set>
 
 #include "render/workload.h"
 #include "spec/inference_graph.h"
 #include "spec/inference_service.h"
+#include "spec/resource.h"
 #include "spec/serving_runtime.h"
 
 namespace quiver::render {
@@ -610,72 +608,6 @@ class Renderer {
   std::map<std::string, const spec::InferenceService*> services_;
 };
 
-// Whether a plain scalar `text` would read back as something other than this string under
-// YAML 1.1 (kubectl's reader: yes/no/on/off are booleans, 0755 octal, 1:30 a number) or 1.2.
-bool NeedsQuotes(const std::string& text) {
-  static const std::regex kNotString(
-      "|~|null|Null|NULL|y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|"
-      "on|On|ON|off|Off|OFF|"
-      "[-+]?(\\.[0-9]+|[0-9][0-9_]*(\\.[0-9_]*)?)([eE][-+]?[0-9]+)?|"
-      "[-+]?0[xXoObB][0-9a-fA-F_]+|"
-      "[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\\.[0-9_]*)?|"
-      "[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)|=|<<");
-  return std::regex_match(text, kNotString) || text.find_first_of("\n\r\t") != std::string::npos;
-}
-
-void EmitYaml(YAML::Emitter& out, const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::null:
-      out << YAML::Null;
-      break;
-    case Json::value_t::boolean:
-      out << (value.get<bool>() ? "true" : "false");
-      break;
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-    case Json::value_t::number_float:
-      out << value.dump();
-      break;
-    case Json::value_t::string: {
-      const std::string& text = value.get_ref<const std::string&>();
-      // Multi-line text (a ConfigMap's file) reads best as a literal block; the block keeps it
-      // exactly when it ends with one newline and has no tabs, carriage returns or line-end
-      // spaces.
-      bool literal = text.size() > 1 && text.back() == '\n' && text[text.size() - 2] != '\n' &&
-                     text.find_first_of("\t\r") == std::string::npos &&
-                     text.find(" \n") == std::string::npos && text.front() != ' ';
-      if (literal) {
-        out << YAML::Literal;
-      } else if (NeedsQuotes(text)) {
-        out << YAML::DoubleQuoted;
-      }
-      out << text;
-      break;
-    }
-    case Json::value_t::array:
-      if (value.empty()) out << YAML::Flow;
-      out << YAML::BeginSeq;
-      for (const Json& item : value) EmitYaml(out, item);
-      out << YAML::EndSeq;
-      break;
-    case Json::value_t::object:
-      if (value.empty()) out << YAML::Flow;
-      out << YAML::BeginMap;
-      for (const auto& [key, item] : value.items()) {
-        out << YAML::Key;
-        if (NeedsQuotes(key)) out << YAML::DoubleQuoted;
-        out << key;
-        out << YAML::Value;
-        EmitYaml(out, item);
-      }
-      out << YAML::EndMap;
-      break;
-    default:
-      out << YAML::Null;
-      break;
-  }
-}
-
 }  // namespace
 
 std::string_view ModeName(Mode mode) { return mode == Mode::kKnative ? "knative" : "standard"; }
@@ -791,11 +723,7 @@ std::string ToYamlStream(const std::vector<Json>& objects) {
   std::string out;
   for (size_t i = 0; i < objects.size(); ++i) {
     if (i > 0) out += "---\n";
-    YAML::Emitter emitter;
-    emitter.SetIndent(2);
-    EmitYaml(emitter, objects[i]);
-    out += emitter.c_str();
-    out += '\n';
+    out += spec::ToYaml(objects[i]);
   }
   return out;
 }

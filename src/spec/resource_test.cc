@@ -175,6 +175,23 @@ TEST(ToYaml, RoundTripsEveryType) {
   EXPECT_THAT(yaml, HasSubstr("prometheus.kserve.io/port: \"8080\""));
 }
 
+TEST(ToYaml, QuotesWhatKubectlsYaml11WouldNotReadAsAString) {
+  Json doc = Json::parse(R"({"a": "on", "b": "yes", "c": "0755", "d": "1:30", "e": "N",
+                             "f": "script\nsecond line\n", "g": "plain"})",
+                         nullptr, true, false);
+  std::string yaml = ToYaml(doc);
+  EXPECT_THAT(yaml, HasSubstr("a: \"on\""));
+  EXPECT_THAT(yaml, HasSubstr("b: \"yes\""));
+  EXPECT_THAT(yaml, HasSubstr("c: \"0755\""));
+  EXPECT_THAT(yaml, HasSubstr("d: \"1:30\""));
+  EXPECT_THAT(yaml, HasSubstr("e: \"N\""));
+  EXPECT_THAT(yaml, HasSubstr("f: |\n  script\n  second line\n"));  // a literal block
+  EXPECT_THAT(yaml, HasSubstr("g: plain"));
+  std::vector<Manifest> back = Parse(yaml);
+  ASSERT_EQ(back.size(), 1u) << yaml;
+  EXPECT_EQ(back[0].doc, doc) << yaml;
+}
+
 TEST(DefaultAndValidate, ChecksKindApiVersionAndTopLevelFields) {
   EXPECT_THAT(ValidationError("kind: Pod\n"), HasSubstr("kind: unknown kind \"Pod\""));
   EXPECT_THAT(ValidationError("apiVersion: v1\n"), HasSubstr("kind: required"));

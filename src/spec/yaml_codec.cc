@@ -306,12 +306,34 @@ StatusOr<std::vector<Manifest>> ParseManifests(std::string_view text, std::strin
 
 namespace {
 
-void EmitString(YAML::Emitter& out, const std::string& text) {
-  // A string that reads as another type when unquoted (`"1"`, `"true"`, `""`) must be quoted
-  // so that it comes back a string; yaml-cpp only quotes what would not parse at all.
-  bool needs_quotes =
-      !ResolvePlain(text).is_string() || text.find_first_of("\n\r\t") != std::string::npos;
-  if (needs_quotes) out << YAML::DoubleQuoted;
+// Whether a plain scalar `text` would read back as something other than this string, under
+// YAML 1.2 (our reader) or YAML 1.1 (kubectl's: yes/no/on/off are booleans, 0755 octal, 1:30 a
+// sexagesimal number). yaml-cpp itself only quotes what would not parse at all.
+bool NeedsQuotes(const std::string& text) {
+  static const std::regex kYaml11NotString(
+      "|~|null|Null|NULL|y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|"
+      "on|On|ON|off|Off|OFF|"
+      "[-+]?(\\.[0-9]+|[0-9][0-9_]*(\\.[0-9_]*)?)([eE][-+]?[0-9]+)?|"
+      "[-+]?0[xXoObB][0-9a-fA-F_]+|"
+      "[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\\.[0-9_]*)?|"
+      "[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)|=|<<");
+  return !ResolvePlain(text).is_string() || std::regex_match(text, kYaml11NotString) ||
+         text.find_first_of("\n\r\t") != std::string::npos;
+}
+
+void EmitString(YAML::Emitter& out, const std::string& text, bool is_key) {
+  // Multi-line text (a ConfigMap's file, a script) reads best as a literal block, which keeps
+  // it exactly when it ends with one newline and has no tabs, carriage returns, line-end
+  // spaces or leading space.
+  const bool literal = !is_key && text.size() > 1 && text.back() == '\n' &&
+                       text[text.size() - 2] != '\n' &&
+                       text.find_first_of("\t\r") == std::string::npos &&
+                       text.find(" \n") == std::string::npos && text.front() != ' ';
+  if (literal) {
+    out << YAML::Literal;
+  } else if (NeedsQuotes(text)) {
+    out << YAML::DoubleQuoted;
+  }
   out << text;
 }
 
@@ -341,7 +363,7 @@ void EmitValue(YAML::Emitter& out, const Json& value) {
       break;
     }
     case Json::value_t::string:
-      EmitString(out, value.get<std::string>());
+      EmitString(out, value.get<std::string>(), /*is_key=*/false);
       break;
     case Json::value_t::array:
       if (value.empty()) out << YAML::Flow;
@@ -354,7 +376,7 @@ void EmitValue(YAML::Emitter& out, const Json& value) {
       out << YAML::BeginMap;
       for (const auto& [key, item] : value.items()) {
         out << YAML::Key;
-        EmitString(out, key);
+        EmitString(out, key, /*is_key=*/true);
         out << YAML::Value;
         EmitValue(out, item);
       }

@@ -27,41 +27,11 @@ const std::set<std::string_view> kContainerModelled = {
     "ports",   "resources", "storageUri", "runtimeVersion", "protocolVersion", "modelFormat",
     "runtime", "storage"};
 
-// Pod fields a component or a runtime may set; passed through to the pod template.
-const std::vector<std::string_view> kPodPassThrough = {"nodeSelector",
-                                                       "tolerations",
-                                                       "affinity",
-                                                       "serviceAccountName",
-                                                       "serviceAccount",
-                                                       "imagePullSecrets",
-                                                       "securityContext",
-                                                       "hostNetwork",
-                                                       "hostIPC",
-                                                       "hostPID",
-                                                       "dnsPolicy",
-                                                       "dnsConfig",
-                                                       "priorityClassName",
-                                                       "priority",
-                                                       "schedulerName",
-                                                       "runtimeClassName",
-                                                       "terminationGracePeriodSeconds",
-                                                       "activeDeadlineSeconds",
-                                                       "nodeName",
-                                                       "hostname",
-                                                       "subdomain",
-                                                       "hostAliases",
-                                                       "automountServiceAccountToken",
-                                                       "enableServiceLinks",
-                                                       "shareProcessNamespace",
-                                                       "topologySpreadConstraints",
-                                                       "readinessGates",
-                                                       "preemptionPolicy",
-                                                       "overhead",
-                                                       "setHostnameAsFQDN",
-                                                       "os",
-                                                       "hostUsers",
-                                                       "schedulingGates",
-                                                       "resourceClaims"};
+// Inlined pod fields the renderer writes itself (volumes and init containers are merged with
+// the storage initializer's; a Deployment's pods restart Always; ephemeral containers cannot be
+// in a template; deploymentStrategy belongs to the Deployment); the others pass through.
+const std::set<std::string_view> kPodModelled = {"volumes", "initContainers", "restartPolicy",
+                                                 "ephemeralContainers", "deploymentStrategy"};
 
 bool Has(const Json& object, std::string_view key) {
   if (!object.is_object()) return false;
@@ -462,7 +432,8 @@ StatusOr<Workload> BuildComponentWorkload(const Owner& owner, const ComponentInp
   if (runtime_spec != nullptr) AppendArray(*runtime_spec, "volumes", volumes);
   AppendArray(json, "volumes", volumes);
   if (!volumes.empty()) pod["volumes"] = volumes;
-  for (std::string_view key : kPodPassThrough) {
+  for (std::string_view key : spec::InlinedPodFields()) {
+    if (kPodModelled.count(key) > 0) continue;
     const Json* value = nullptr;
     if (runtime_spec != nullptr && Has(*runtime_spec, key))
       value = &(*runtime_spec)[std::string(key)];

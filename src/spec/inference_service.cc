@@ -739,4 +739,6 @@ StatusOr<InferenceService> InferenceServiceFromJson(const Json& doc) {
   return isvc;
 }
 
+const std::vector<std::string_view>& InlinedPodFields() { return kPodIgnored; }
+
 }  // namespace quiver::spec

@@ -135,6 +135,11 @@ struct InferenceService {
   std::optional<ComponentSpec> explainer;
 };
 
+// The Pod fields a component may inline (KServe's PodSpec plus deploymentStrategy): accepted by
+// validation; `quiver up` ignores them (one machine schedules nothing), `quiver render` passes
+// them through to the Deployment.
+const std::vector<std::string_view>& InlinedPodFields();
+
 // The typed view of an InferenceService document. Defaults are applied to a copy first, so a
 // document that passed DefaultAndValidate and the same document before defaulting give the same
 // view and fingerprints. Errors (when the document is not a valid InferenceService) are those

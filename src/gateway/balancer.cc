@@ -162,8 +162,11 @@ bool RevisionState::Enqueue(std::shared_ptr<SlotWaiter> waiter, Clock::time_poin
       waiter->OnRejected(Unavailable("revision " + key_ + " was removed from the route table"));
       return true;
     }
-    const bool cold = !HasUsableEndpointLocked();
-    if (waiters_.size() >= (cold && scale_from_zero_ ? activator_limit_ : queue_limit_)) {
+    // A scale-from-zero revision queues up to the activator's depth while it has no usable
+    // endpoint, and always when it has no containerConcurrency limit (no queue-proxy queue).
+    const bool activator =
+        scale_from_zero_ && (!HasUsableEndpointLocked() || container_concurrency_ == 0);
+    if (waiters_.size() >= (activator ? activator_limit_ : queue_limit_)) {
       return false;
     }
     waiters_.push_back(std::move(waiter));

@@ -379,16 +379,20 @@ void Gateway::Impl::Handle(http::Request&& request, http::Responder responder) {
       return call->OnSlot(std::move(endpoint));
     }
   }
-  if (rev.route->scale_from_zero && !state.HasUsableEndpoint() &&
+  const bool cold = !state.HasUsableEndpoint();
+  if (rev.route->scale_from_zero && (cold || !limited) &&
       !shutting_down_.load(std::memory_order_relaxed)) {
-    // The activator: hold the request until a replica is ready, and ask for one now.
+    // The activator: hold the request until a replica is usable, and ask for one now when
+    // there is none. Without a limit the request can also land here because this thread's
+    // table was older than the revision's endpoints (its replica draining, a new one listed):
+    // the queue then serves it at once from the current endpoints.
     if (!state.Enqueue(call, now)) {
       return call->OnRejected(Unavailable(
           "revision " + rev.route->name + " of " + spec.namespace_name + "/" + spec.name +
           " is scaling from zero and " + std::to_string(state.activator_limit()) +
           " requests are already waiting for it"));
     }
-    if (on_demand_) on_demand_(rev.ref);
+    if (cold && on_demand_) on_demand_(rev.ref);
     return;
   }
   if (shutting_down_.load(std::memory_order_relaxed)) {

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PREFIX=${QUIVER_NODE_PREFIX:-$ROOT/.cache/node}
+. "$ROOT/scripts/node-packages.sh"
 # Pinned so that a schema change upstream shows up as a reviewed bump here.
 PACKAGES=(
   kubernetes-models@5.1.0
@@ -21,27 +21,7 @@ PACKAGES=(
   yaml@2.9.1
 )
 
-installed() {
-  for p in kubernetes-models @kubernetes-models/keda @kubernetes-models/knative \
-           @kubernetes-models/gateway-api ajv yaml; do
-    [ -f "$PREFIX/node_modules/$p/package.json" ] || return 1
-  done
-}
-
-install_validators() {
-  if ! command -v npm >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "k8s-validator.sh: npm is missing; run as root or: apt-get install -y --no-install-recommends npm" >&2
-      exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm
-  fi
-  if ! installed; then
-    mkdir -p "$PREFIX"
-    npm install --no-audit --no-fund --loglevel=error --prefix "$PREFIX" "${PACKAGES[@]}"
-  fi
-}
+install_validators() { node_packages_install k8s-validator.sh "${PACKAGES[@]}"; }
 
 if [ "${1:-}" = "--install" ]; then
   install_validators
@@ -51,5 +31,5 @@ if [ $# -lt 1 ]; then
   sed -n '2,10p' "$0" >&2
   exit 2
 fi
-installed || install_validators >&2
-exec node "$ROOT/scripts/k8s-validate.mjs" "$PREFIX/node_modules" "$@"
+node_packages_installed "${PACKAGES[@]}" || install_validators >&2
+exec node "$ROOT/scripts/k8s-validate.mjs" "$NODE_PREFIX/node_modules" "$@"

@@ -13,23 +13,10 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PREFIX=${QUIVER_NODE_PREFIX:-$ROOT/.cache/node}
-S3RVER_VERSION=3.7.1
+. "$ROOT/scripts/node-packages.sh"
+S3RVER=s3rver@3.7.1
 
-install_s3rver() {
-  if ! command -v npm >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "s3-server.sh: npm is missing; run as root or: apt-get install -y --no-install-recommends npm" >&2
-      exit 1
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm
-  fi
-  if [ ! -f "$PREFIX/node_modules/s3rver/package.json" ]; then
-    mkdir -p "$PREFIX"
-    npm install --no-audit --no-fund --loglevel=error --prefix "$PREFIX" "s3rver@$S3RVER_VERSION"
-  fi
-}
+install_s3rver() { node_packages_install s3-server.sh "$S3RVER"; }
 
 if [ "${1:-}" = "--install" ]; then
   install_s3rver
@@ -40,4 +27,4 @@ if [ $# -lt 1 ]; then
   exit 2
 fi
 install_s3rver >&2
-exec node "$ROOT/scripts/s3-server.js" "$PREFIX/node_modules/s3rver" "$1" "${2:-0}"
+exec node "$ROOT/scripts/s3-server.js" "$NODE_PREFIX/node_modules/s3rver" "$1" "${2:-0}"

@@ -150,6 +150,26 @@ spec::ComponentSpec RevisionComponent(const spec::InferenceService& isvc, Compon
   return latest;
 }
 
+// A Kubernetes-style condition; its lastTransitionTime is kept from `old_status` while the
+// condition's status holds, else `now`.
+Json MakeCondition(const std::string& type, bool ok, const std::string& reason,
+                   const std::string& message, const Json& old_status, const std::string& now) {
+  Json c = {{"type", type}, {"status", ok ? "True" : "False"}};
+  if (!ok && !reason.empty()) c["reason"] = reason;
+  if (!ok && !message.empty()) c["message"] = message;
+  std::string when = now;
+  if (old_status.contains("conditions") && old_status["conditions"].is_array()) {
+    for (const auto& o : old_status["conditions"]) {
+      if (o.value("type", "") == type && o.value("status", "") == c["status"] &&
+          o.contains("lastTransitionTime")) {
+        when = o["lastTransitionTime"].get<std::string>();
+      }
+    }
+  }
+  c["lastTransitionTime"] = when;
+  return c;
+}
+
 bool HasFinalizer(const Json& doc) {
   const Json& meta = doc["metadata"];
   if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) return false;
@@ -444,21 +464,7 @@ Status Reconciler::ReconcileService(Json doc) {
   Json conditions = Json::array();
   auto condition = [&](const std::string& type, bool ok, const std::string& reason,
                        const std::string& message) {
-    Json c = {{"type", type}, {"status", ok ? "True" : "False"}};
-    if (!ok && !reason.empty()) c["reason"] = reason;
-    if (!ok && !message.empty()) c["message"] = message;
-    // Keep the old transition time while the condition's status holds.
-    std::string when = Now();
-    if (old_status.contains("conditions") && old_status["conditions"].is_array()) {
-      for (const auto& o : old_status["conditions"]) {
-        if (o.value("type", "") == type && o.value("status", "") == c["status"] &&
-            o.contains("lastTransitionTime")) {
-          when = o["lastTransitionTime"].get<std::string>();
-        }
-      }
-    }
-    c["lastTransitionTime"] = when;
-    conditions.push_back(std::move(c));
+    conditions.push_back(MakeCondition(type, ok, reason, message, old_status, Now()));
   };
   if (!isvc.ok()) {
     condition("Ready", false, "InvalidSpec", isvc.status().message());
@@ -1273,23 +1279,9 @@ Status Reconciler::ReconcileGraph(const Json& doc) {
       }
     }
   }
-  Json ready = {{"type", "Ready"}, {"status", problem.ok() ? "True" : "False"}};
-  if (!problem.ok()) {
-    ready["reason"] = reason;
-    ready["message"] = problem.message();
-    RecordEvent(key, "Warning", reason, problem.message());
-  }
-  std::string when = Now();
-  if (old_status.contains("conditions") && old_status["conditions"].is_array()) {
-    for (const auto& o : old_status["conditions"]) {
-      if (o.value("type", "") == "Ready" && o.value("status", "") == ready["status"] &&
-          o.contains("lastTransitionTime")) {
-        when = o["lastTransitionTime"].get<std::string>();
-      }
-    }
-  }
-  ready["lastTransitionTime"] = when;
-  status["conditions"] = Json::array({ready});
+  if (!problem.ok()) RecordEvent(key, "Warning", reason, problem.message());
+  status["conditions"] = Json::array(
+      {MakeCondition("Ready", problem.ok(), reason, problem.message(), old_status, Now())});
   if (WithoutTimes(status) != WithoutTimes(old_status)) {
     QUIVER_RETURN_IF_ERROR(store_->UpdateStatus(key, status).status());
   }

@@ -313,11 +313,11 @@ def main():
     failures = []
     cycle = 0
     while any(len(cold[n]) < models[n][2] for n in models):
-        todo = [n for n in models if len(cold[n]) < models[n][2]]
-        todo = h.rotated(todo, cycle)
+        pending = [n for n in models if len(cold[n]) < models[n][2]]
+        pending = h.rotated(pending, cycle)
         wait_zero(daemon, list(models))
         time.sleep(0.2)  # let the stopped replica's teardown finish before timing
-        for name in todo:
+        for name in pending:
             status, text, sent, took = predict(daemon.gateway_port, name)
             if status != 200 or "predictions" not in text:
                 failures.append((name, "cold", status, text))
